@@ -1,0 +1,277 @@
+"""The ``curvae`` command line: each command parses options, calls one library function, prints."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from curvae import __version__
+from curvae.runtime.errors import CurvaeError
+
+PROVIDERS_HELP = "Execution providers: 'auto' (all available, best first) or a comma list such as 'cuda,cpu'."
+_TRAIN_HINT = "this command needs the training extra: pip install 'curvae[train]'"
+
+
+class _Group(click.Group):
+    """Turns curvae errors into one line on stderr and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CurvaeError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] in ("torch", "onnx", "onnxscript"):
+                click.echo(f"Error: {exc.name} is not installed; {_TRAIN_HINT}", err=True)
+                sys.exit(1)
+            raise
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted; nothing partial was written", err=True)
+            sys.exit(130)
+
+
+def _load(model: str, providers: str):
+    from curvae.runtime.model import CurveModel
+
+    return CurveModel.load(model, providers=providers)
+
+
+def _providers_option(f):
+    return click.option("--providers", default="auto", show_default=True, help=PROVIDERS_HELP)(f)
+
+
+def _force_option(f):
+    return click.option("--force", is_flag=True, help="Replace --out if it exists.")(f)
+
+
+def _epoch_printer(total: int):
+    """A click progress bar fed by the training loop's per-epoch callback."""
+    bar = click.progressbar(length=total, label="training", file=sys.stderr, show_pos=True,
+                            item_show_func=lambda row: row and f"recon {row['recon']:.4f} kl {row['kl']:.3f} "
+                                                                 f"val {row['val_recon']:.4f}")
+    bar.__enter__()
+
+    def on_epoch(row: dict) -> None:
+        bar.update(1, row)
+        if row["epoch"] == total:
+            bar.__exit__(None, None, None)
+
+    return on_epoch
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="curvae")
+def main() -> None:
+    """Learn a latent space of curves, export it to ONNX, fit curves anywhere."""
+
+
+@main.command()
+@click.option("--family", default="beta", show_default=True, help="Built-in family: beta, gamma or normal.")
+@click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
+@click.option("--n-curves", default=5000, show_default=True, type=int, help="Curves drawn from the family.")
+@click.option("--epochs", default=150, show_default=True, type=int)
+@click.option("--batch-size", default=128, show_default=True, type=int)
+@click.option("--lr", default=2e-3, show_default=True, type=float, help="Peak learning rate (Adam).")
+@click.option("--lr-final", default=5e-5, show_default=True, type=float, help="Learning rate at the last step.")
+@click.option("--warmup-epochs", default=3, show_default=True, type=int)
+@click.option("--beta", default=1.0, show_default=True, type=float, help="Weight of the KL term.")
+@click.option("--kl-warmup-epochs", default=0, show_default=True, type=int)
+@click.option("--latent-dim", default=2, show_default=True, type=int)
+@click.option("--hidden", default=256, show_default=True, type=int)
+@click.option("--depth", default=1, show_default=True, type=int, help="Hidden layers in encoder and decoder.")
+@click.option("--val-fraction", default=0.1, show_default=True, type=float)
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@_force_option
+def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epochs, beta, kl_warmup_epochs,
+          latent_dim, hidden, depth, val_fraction, device, seed, out, force) -> None:
+    """Train a VAE on a curve family or your own curves."""
+    from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+    from curvae.training.loop import train as train_run
+
+    cfg = RunConfig(
+        data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction),
+        model=ModelConfig(latent_dim=latent_dim, hidden=hidden, depth=depth),
+        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
+                          warmup_epochs=warmup_epochs, beta=beta, kl_warmup_epochs=kl_warmup_epochs,
+                          device=device, seed=seed),
+    )
+    s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(epochs))
+    f = s["final"]
+    click.echo(f"run {out}: {s['n_train']} train / {s['n_val']} held-out curves, {s['epochs']} epochs on "
+               f"{s['device']} in {s['seconds']:.1f}s; recon {f['recon']:.4f}, KL {f['kl']:.3f}, "
+               f"held-out SSE {f['val_recon']:.4f} (RMSE {f['val_rmse']:.4f})")
+
+
+@main.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
+@click.option("--opset", default=18, show_default=True, type=int)
+@click.option("--atol", default=1e-5, show_default=True, type=float, help="Max abs torch-vs-ONNX difference.")
+@_force_option
+def export(run, out, opset, atol, force) -> None:
+    """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json)."""
+    from curvae.export.config import ExportConfig
+    from curvae.training.export_run import export_run
+
+    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol), force=force)
+    p = res.manifest.parity
+    click.echo(f"bundle {out}: parity passed on batches {p['batches']} ({', '.join(p['providers'])}): "
+               f"max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} <= atol {atol:g}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.option("--run", "run", type=click.Path(file_okay=False), help="Also check parity against this run.")
+@_providers_option
+def check(model, run, providers) -> None:
+    """Verify a bundle's integrity; with --run, its parity on every provider."""
+    m = _load(model, providers)
+    click.echo(f"bundle {model}: manifest, file set and sha256 OK; sessions open on "
+               f"{', '.join(sorted({p[0] for p in m.providers.values()}))}")
+    if run:
+        from curvae.export.parity import format_table
+        from curvae.training.export_run import check_against_run
+
+        rows = check_against_run(model, run)
+        click.echo(format_table(rows))
+        worst = max(r.max_abs for r in rows)
+        atol = m.manifest.parity.get("atol", 1e-5)
+        if worst > atol:
+            raise CurvaeError(f"parity max abs {worst:.3g} > atol {atol:g}; re-export the bundle from {run}")
+        click.echo(f"parity OK: max abs {worst:.2e} <= atol {atol:g}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@_providers_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(model, providers, as_json) -> None:
+    """Show a bundle's manifest summary and the providers it runs on."""
+    from curvae.runtime.files import describe
+
+    d = describe(_load(model, providers))
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    for key, val in d.items():
+        click.echo(f"{key:>20}: {json.dumps(val) if isinstance(val, (dict, list)) else val}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("curves", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Codes .npy to write.")
+@click.option("--sample", is_flag=True, help="Draw z = mu + sigma*eps instead of returning mu.")
+@click.option("--seed", type=int, help="Seed of eps with --sample.")
+@_providers_option
+@_force_option
+def encode(model, curves, out, sample, seed, providers, force) -> None:
+    """Encode curves (.npy/.npz/.csv) to latent codes."""
+    from curvae.runtime.files import encode_file
+
+    codes = encode_file(_load(model, providers), curves, out, sample=sample, seed=seed, force=force)
+    click.echo(f"wrote {out}: codes of shape {codes.shape}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("codes", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
+@_providers_option
+@_force_option
+def decode(model, codes, out, providers, force) -> None:
+    """Decode latent codes (.npy/.csv, or .npz key 'z') to curves."""
+    from curvae.runtime.files import decode_file
+
+    curves = decode_file(_load(model, providers), codes, out, force=force)
+    click.echo(f"wrote {out}: curves of shape {curves.shape}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Number of curves.")
+@click.option("--seed", type=int)
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
+@_providers_option
+@_force_option
+def sample(model, n, seed, out, providers, force) -> None:
+    """Draw codes from the N(0, I) prior and decode them."""
+    from curvae.runtime.files import sample_file
+
+    curves = sample_file(_load(model, providers), n, out, seed=seed, force=force)
+    click.echo(f"wrote {out}: curves of shape {curves.shape}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("targets", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Results .npz to write.")
+@click.option("--method", default="lm", show_default=True, type=click.Choice(["lm", "nelder-mead", "least-squares"]))
+@click.option("--init", default="encoder", show_default=True, type=click.Choice(["encoder", "zero"]))
+@click.option("--n-starts", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", type=int, help="Seed of the extra starts.")
+@click.option("--max-iter", default=100, show_default=True, type=click.IntRange(min=1))
+@click.option("--prior-weight", default=0.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--bound", type=click.FloatRange(min=0, min_open=True), help="Keep |z_i| <= bound.")
+@_providers_option
+@_force_option
+def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, force) -> None:
+    """Fit latent codes to target curves; writes z, residual, success, nfev, x_hat."""
+    import numpy as np
+
+    from curvae.runtime.files import fit_file
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="fitting", file=sys.stderr, show_pos=True)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    try:
+        res = fit_file(_load(model, providers), targets, out, force=force, progress=progress, method=method,
+                       init=init, n_starts=n_starts, seed=seed, max_iter=max_iter, prior_weight=prior_weight,
+                       bound=bound)
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+    q = res.residual
+    click.echo(f"wrote {out}: {q.size} fits, {int(res.success.sum())} succeeded; residual median "
+               f"{np.median(q):.4g}, p90 {np.percentile(q, 90):.4g}")
+
+
+@main.command()
+@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False))
+@click.option("--n-targets", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--epochs", default=None, type=click.IntRange(min=1), help="Override the default recipe's epochs.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@_force_option
+def demo(out, n_targets, epochs, seed, force) -> None:
+    """Run the worked example: train on Beta, export with parity, encode, sample, fit."""
+    from curvae.training.config import RunConfig, TrainConfig
+    from curvae.training.demo import run_demo
+
+    tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
+    s = run_demo(out, n_targets=n_targets, seed=seed, force=force, config=RunConfig(train=tc),
+                 on_epoch=_epoch_printer(tc.epochs))
+    t, p, f, lat = s["train"], s["parity"], s["fit"], s["latent"]
+    click.echo(f"""
+curvae demo: Beta log-PDFs, written to {out}/
+  training   {t['epochs']} epochs in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
+  export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g})
+  latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
+  fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
+             residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}
+  total      {s['seconds']:.1f}s on {s['providers']}""")
+
+
+if __name__ == "__main__":
+    main()

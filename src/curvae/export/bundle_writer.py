@@ -1,0 +1,107 @@
+"""Write a bundle: both graphs, parity-checked, with the manifest, atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime
+import onnxscript
+import torch
+
+from curvae import __version__
+from curvae.export.config import ExportConfig
+from curvae.export.graphs import EXPORT_BATCH, export_graph
+from curvae.export.parity import ParityRow, format_table, run_parity, summarise
+from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
+from curvae.runtime.bundle import (
+    DECODER_FILE,
+    DECODER_INPUTS,
+    DECODER_OUTPUTS,
+    ENCODER_FILE,
+    ENCODER_INPUTS,
+    ENCODER_OUTPUTS,
+    FORMAT_VERSION,
+    MANIFEST_FILE,
+    GraphInfo,
+    Manifest,
+    sha256_bytes,
+)
+from curvae.runtime.errors import ExportError
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_bundle` wrote, with its parity rows."""
+
+    manifest: Manifest
+    parity: list[ParityRow]
+
+    def parity_table(self) -> str:
+        return format_table(self.parity)
+
+
+def export_bundle(
+    encoder: torch.nn.Module,
+    decoder: torch.nn.Module,
+    out: str | os.PathLike[str],
+    *,
+    n_points: int,
+    latent_dim: int,
+    grid: Sequence[float],
+    family: dict[str, Any],
+    run_id: str,
+    training: dict[str, Any],
+    config: ExportConfig = ExportConfig(),
+    force: bool = False,
+) -> ExportResult:
+    """Export ``encoder`` ``(x, eps) → (z, mu, logvar)`` and ``decoder`` ``z → x_hat`` as a bundle.
+
+    Parity against torch runs on batches 1, 2, 7 and 1000 with the same
+    ``eps``; above ``config.atol`` nothing is written and
+    :class:`~curvae.runtime.errors.ExportError` is raised.
+    """
+    check_can_write(out, force=force)
+    meta = {"curvae.format_version": FORMAT_VERSION, "curvae.run_id": run_id, "curvae.n_points": str(n_points),
+            "curvae.latent_dim": str(latent_dim), "curvae.family": str(family.get("name"))}
+    x_ex = torch.zeros(EXPORT_BATCH, n_points)
+    z_ex = torch.zeros(EXPORT_BATCH, latent_dim)
+    enc_proto = export_graph(encoder, (x_ex, z_ex), input_names=ENCODER_INPUTS, output_names=ENCODER_OUTPUTS,
+                             opset=config.opset, metadata={**meta, "curvae.graph": "encoder"})
+    dec_proto = export_graph(decoder, (z_ex,), input_names=DECODER_INPUTS, output_names=DECODER_OUTPUTS,
+                             opset=config.opset, metadata={**meta, "curvae.graph": "decoder"})
+    enc_bytes, dec_bytes = enc_proto.SerializeToString(), dec_proto.SerializeToString()
+
+    rows = run_parity(encoder, decoder, enc_bytes, dec_bytes, latent_dim=latent_dim, seed=config.seed)
+    parity = summarise(rows, atol=config.atol)
+    if not parity["passed"]:
+        worst = max(rows, key=lambda r: r.max_abs)
+        raise ExportError(
+            f"parity failed: {worst.graph}.{worst.output} at batch {worst.batch} differs by {worst.max_abs:.3g} "
+            f"> atol={config.atol:g}; nothing was written (raise --atol only if that error is acceptable)"
+        )
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        run_id=run_id,
+        n_points=n_points,
+        latent_dim=latent_dim,
+        grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)),
+        family=family,
+        encoder=GraphInfo(ENCODER_FILE, sha256_bytes(enc_bytes), ENCODER_INPUTS, ENCODER_OUTPUTS),
+        decoder=GraphInfo(DECODER_FILE, sha256_bytes(dec_bytes), DECODER_INPUTS, DECODER_OUTPUTS),
+        opset=config.opset,
+        ir_version=int(enc_proto.ir_version),
+        producer={"curvae": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                  "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__},
+        training=training,
+        parity=parity,
+    )
+    with atomic_dir(out, force=force) as tmp:
+        write_bytes(tmp / ENCODER_FILE, enc_bytes)
+        write_bytes(tmp / DECODER_FILE, dec_bytes)
+        write_json(tmp / MANIFEST_FILE, {**manifest.to_dict(), "export": config.to_dict()})
+    return ExportResult(manifest=manifest, parity=rows)

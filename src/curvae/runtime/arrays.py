@@ -1,0 +1,79 @@
+"""Checks on arrays handed to curvae, run before any graph sees them.
+
+onnxruntime runs NaN inputs and zero-row batches without complaint, so these
+checks are ours to make.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from curvae.runtime.errors import InputError
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_matrix(
+    values: ArrayLike,
+    *,
+    name: str,
+    n_cols: int | None = None,
+    col_name: str = "columns",
+    min_rows: int = 1,
+    min_cols: int = 1,
+) -> NDArray[np.float32]:
+    """Return ``values`` as a finite float32 matrix, or raise :class:`InputError`.
+
+    Parameters
+    ----------
+    values : array-like of shape (n_rows, n_cols)
+        Real numbers: float or integer dtypes are cast safely to float32.
+    name : str
+        What the values are, used in messages (``"curves"``, ``"z"``).
+    n_cols : int, optional
+        Required number of columns.
+    col_name : str
+        What a column is, used in messages (``"points"``, ``"latent dims"``).
+    min_rows, min_cols : int
+        Smallest accepted number of rows and columns.
+
+    Returns
+    -------
+    ndarray of shape (n_rows, n_cols), dtype float32
+    """
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{name} could not be read as an array ({exc}); pass a 2-D array of numbers") from None
+    if arr.dtype.kind not in "fiu":
+        raise InputError(
+            f"{name} has dtype {arr.dtype}; curvae needs real numbers (float or integer): "
+            "convert with np.asarray(x, dtype=np.float32)"
+        )
+    if arr.ndim != 2:
+        hint = f" (use {name}[None, :] for a single row)" if arr.ndim == 1 else ""
+        raise InputError(f"{name} has shape {arr.shape}; it must be 2-D (rows, {col_name}){hint}")
+    rows, cols = arr.shape
+    if rows < min_rows:
+        raise InputError(f"{name} has {rows} rows; at least {min_rows} are needed")
+    if n_cols is not None and cols != n_cols:
+        raise InputError(f"{name} has {cols} {col_name} per row; this model needs {n_cols}")
+    if cols < min_cols:
+        raise InputError(f"{name} has {cols} {col_name} per row; at least {min_cols} are needed")
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        big = np.isfinite(arr) & (np.abs(arr) > _F32_MAX)
+        if big.any():
+            r, c = np.argwhere(big)[0]
+            raise InputError(
+                f"{name}[{r}, {c}] = {arr[r, c].item()!r} overflows float32 (|x| > {_F32_MAX:.3g}); rescale the data"
+            )
+    out = np.ascontiguousarray(arr, dtype=np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(
+            f"{name}[{r}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
+            "curvae needs finite values: drop or repair those rows"
+        )
+    return out

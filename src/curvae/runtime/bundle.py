@@ -1,0 +1,171 @@
+"""The bundle format: manifest reading, writing and integrity checks.
+
+A bundle is a folder with ``manifest.json``, ``encoder.onnx`` and
+``decoder.onnx``; ``docs/bundle-format.md`` is the contract. This module lives
+in the torch-free runtime because both the exporter and the runtime use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from curvae.runtime.errors import BundleError
+
+FORMAT_VERSION = "1.0"
+MANIFEST_FILE = "manifest.json"
+ENCODER_FILE = "encoder.onnx"
+DECODER_FILE = "decoder.onnx"
+BUNDLE_FILES = frozenset({MANIFEST_FILE, ENCODER_FILE, DECODER_FILE})
+
+ENCODER_INPUTS = ("x", "eps")
+ENCODER_OUTPUTS = ("z", "mu", "logvar")
+DECODER_INPUTS = ("z",)
+DECODER_OUTPUTS = ("x_hat",)
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """One ONNX graph of a bundle: its file, hash and I/O names."""
+
+    file: str
+    sha256: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "inputs": list(self.inputs), "outputs": list(self.outputs)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GraphInfo:
+        return cls(file=str(d["file"]), sha256=str(d["sha256"]), inputs=tuple(d["inputs"]), outputs=tuple(d["outputs"]))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What ``manifest.json`` holds; see ``docs/bundle-format.md``."""
+
+    format_version: str
+    run_id: str
+    n_points: int
+    latent_dim: int
+    grid: tuple[float, ...]
+    family: dict[str, Any]
+    encoder: GraphInfo
+    decoder: GraphInfo
+    opset: int
+    ir_version: int
+    producer: dict[str, str]
+    training: dict[str, Any] = field(default_factory=dict)
+    parity: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["grid"] = list(self.grid)
+        d["graphs"] = {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict()}
+        del d["encoder"], d["decoder"]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        try:
+            version = str(d["format_version"])
+            major = version.split(".")[0]
+            if major != FORMAT_VERSION.split(".")[0]:
+                raise BundleError(
+                    f"bundle format_version {version!r} is not supported by this curvae "
+                    f"(it reads {FORMAT_VERSION.split('.')[0]}.x); upgrade curvae or re-export the bundle"
+                )
+            m = cls(
+                format_version=version,
+                run_id=str(d["run_id"]),
+                n_points=int(d["n_points"]),
+                latent_dim=int(d["latent_dim"]),
+                grid=tuple(float(v) for v in d["grid"]),
+                family=dict(d["family"]),
+                encoder=GraphInfo.from_dict(d["graphs"]["encoder"]),
+                decoder=GraphInfo.from_dict(d["graphs"]["decoder"]),
+                opset=int(d["opset"]),
+                ir_version=int(d["ir_version"]),
+                producer=dict(d["producer"]),
+                training=dict(d.get("training", {})),
+                parity=dict(d.get("parity", {})),
+            )
+        except BundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BundleError(f"manifest is malformed ({type(exc).__name__}: {exc}); re-export the bundle") from None
+        if m.n_points < 2 or m.latent_dim < 1 or len(m.grid) != m.n_points:
+            raise BundleError(
+                f"manifest says n_points={m.n_points}, latent_dim={m.latent_dim} with a grid of {len(m.grid)} values; "
+                "n_points >= 2, latent_dim >= 1 and len(grid) == n_points are required; re-export the bundle"
+            )
+        if m.encoder.inputs != ENCODER_INPUTS or m.encoder.outputs != ENCODER_OUTPUTS:
+            raise BundleError(f"encoder I/O {m.encoder.inputs}->{m.encoder.outputs} differs from the format's "
+                              f"{ENCODER_INPUTS}->{ENCODER_OUTPUTS}; re-export the bundle")
+        if m.decoder.inputs != DECODER_INPUTS or m.decoder.outputs != DECODER_OUTPUTS:
+            raise BundleError(f"decoder I/O {m.decoder.inputs}->{m.decoder.outputs} differs from the format's "
+                              f"{DECODER_INPUTS}->{DECODER_OUTPUTS}; re-export the bundle")
+        return m
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
+    """Read and validate ``manifest.json`` of a bundle folder (no graph is opened)."""
+    root = Path(bundle)
+    if not root.is_dir():
+        raise BundleError(f"bundle {str(root)!r} is not a folder; pass the folder written by `curvae export`")
+    path = root / MANIFEST_FILE
+    if not path.is_file():
+        raise BundleError(f"bundle {str(root)!r} has no {MANIFEST_FILE}; it is not a curvae bundle or it is incomplete")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path} is not readable JSON ({exc}); re-export the bundle") from None
+    if not isinstance(data, dict):
+        raise BundleError(f"{path} holds {type(data).__name__}, not an object; re-export the bundle")
+    return Manifest.from_dict(data)
+
+
+def read_bundle(bundle: str | os.PathLike[str]) -> tuple[Manifest, bytes, bytes]:
+    """Validate a bundle and return its manifest with the verified graph bytes.
+
+    The graphs are read once and hashed in memory, so the bytes handed to
+    onnxruntime are exactly the bytes that were checked.
+
+    Returns
+    -------
+    manifest : Manifest
+    encoder_bytes, decoder_bytes : bytes
+    """
+    root = Path(bundle)
+    manifest = read_manifest(root)
+    present = {p.name for p in root.iterdir()}
+    missing = sorted(BUNDLE_FILES - present)
+    extra = sorted(present - BUNDLE_FILES)
+    if missing:
+        raise BundleError(f"bundle {str(root)!r} is missing {missing}; re-export it")
+    if extra:
+        raise BundleError(f"bundle {str(root)!r} has unexpected files {extra}; a bundle holds only "
+                          f"{sorted(BUNDLE_FILES)}: remove the extra files")
+    blobs = []
+    for name, info in (("encoder", manifest.encoder), ("decoder", manifest.decoder)):
+        if Path(info.file).name != info.file:
+            raise BundleError(f"{name} file {info.file!r} must be a plain file name inside the bundle")
+        data = (root / info.file).read_bytes()
+        digest = sha256_bytes(data)
+        if digest != info.sha256:
+            raise BundleError(
+                f"{info.file} has sha256 {digest[:12]}… but the manifest says {info.sha256[:12]}…; "
+                "the file is corrupt or was replaced: re-export the bundle"
+            )
+        blobs.append(data)
+    return manifest, blobs[0], blobs[1]

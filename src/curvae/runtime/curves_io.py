@@ -1,0 +1,183 @@
+"""Read curve files (.npy, .npz, .csv) safely: no pickles, bounded sizes."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from curvae.runtime.arrays import as_matrix
+from curvae.runtime.errors import DataFileError, InputError
+
+#: Largest total decompressed size accepted from one ``.npz`` (guards against zip bombs).
+MAX_NPZ_BYTES = 4 * 1024**3
+
+SUFFIXES = (".npy", ".npz", ".csv")
+
+
+@dataclass(frozen=True)
+class CurveFile:
+    """Curves read from a file.
+
+    Attributes
+    ----------
+    curves : ndarray of shape (n_curves, n_points), float32
+    grid : ndarray of shape (n_points,), float64, or None when the file has none
+    """
+
+    curves: NDArray[np.float32]
+    grid: NDArray[np.float64] | None
+
+
+def load_curves(
+    path: str | os.PathLike[str],
+    *,
+    n_points: int | None = None,
+    min_rows: int = 1,
+    key: str = "curves",
+    min_points: int = 2,
+    what: str = "curves",
+    max_npz_bytes: int = MAX_NPZ_BYTES,
+) -> CurveFile:
+    """Load and validate a 2-D array of curves from ``.npy``, ``.npz`` or ``.csv``.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.npy`` holding a 2-D numeric array; ``.npz`` with the array under
+        ``key`` (and an optional 1-D ``grid``); ``.csv`` with one curve per row.
+    n_points : int, optional
+        Required curve length.
+    min_rows : int
+        Smallest accepted number of curves.
+    key : str
+        Array name inside an ``.npz``.
+    min_points : int
+        Smallest accepted row length.
+    what : str
+        What the rows are, used in messages (``"curves"``, ``"codes"``).
+    max_npz_bytes : int
+        Cap on the decompressed size of an ``.npz``.
+
+    Returns
+    -------
+    CurveFile
+    """
+    p = Path(path)
+    if not p.exists():
+        raise DataFileError(f"file {str(p)!r} does not exist; check the path")
+    if not p.is_file():
+        raise DataFileError(f"{str(p)!r} is not a file; pass a .npy, .npz or .csv file")
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise DataFileError(f"file {str(p)!r} has suffix {suffix!r}; curvae reads {', '.join(SUFFIXES)}")
+    try:
+        if p.stat().st_size == 0:
+            raise DataFileError(f"file {str(p)!r} is empty; it must hold at least {min_rows} row(s) of {what}")
+        grid = None
+        if suffix == ".npy":
+            raw = _load_npy(p)
+        elif suffix == ".npz":
+            raw, grid = _load_npz(p, key, max_npz_bytes)
+        else:
+            raw = _load_csv(p)
+    except PermissionError:
+        raise DataFileError(f"file {str(p)!r} cannot be read (permission denied); fix its permissions") from None
+    except OSError as exc:
+        raise DataFileError(f"file {str(p)!r} cannot be read ({exc.strerror or exc})") from None
+    try:
+        curves = as_matrix(raw, name=f"{what} in {p.name}", n_cols=n_points,
+                           col_name="points" if what == "curves" else "values", min_rows=min_rows, min_cols=min_points)
+    except InputError as exc:
+        raise DataFileError(str(exc)) from None
+    if grid is not None:
+        grid = np.asarray(grid, dtype=np.float64)
+        if grid.shape != (curves.shape[1],) or not np.all(np.isfinite(grid)):
+            raise DataFileError(
+                f"grid in {p.name} has shape {grid.shape}; it must be finite with shape ({curves.shape[1]},), "
+                "one x value per curve point"
+            )
+    return CurveFile(curves=curves, grid=grid)
+
+
+def _load_npy(p: Path) -> np.ndarray:
+    try:
+        return np.load(p, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise DataFileError(
+                f"file {str(p)!r} holds an object array (pickled data), which curvae never loads; "
+                "save a plain numeric array with np.save"
+            ) from None
+        raise DataFileError(f"file {str(p)!r} is not a valid .npy file ({exc})") from None
+
+
+def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        with zipfile.ZipFile(p) as zf:
+            total = sum(info.file_size for info in zf.infolist())
+    except zipfile.BadZipFile:
+        raise DataFileError(f"file {str(p)!r} is not a valid .npz (zip) file; save it with np.savez") from None
+    if total > cap:
+        raise DataFileError(
+            f"file {str(p)!r} would decompress to {total} bytes, over the {cap}-byte cap; "
+            "split the data or save it as .npy"
+        )
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            if key not in npz.files:
+                raise DataFileError(
+                    f"file {str(p)!r} has arrays {sorted(npz.files)} but no {key!r}; save the curves under {key!r}"
+                )
+            curves = npz[key]
+            grid = npz["grid"] if "grid" in npz.files else None
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise DataFileError(
+                f"file {str(p)!r} holds an object array (pickled data), which curvae never loads; "
+                "save plain numeric arrays with np.savez"
+            ) from None
+        raise DataFileError(f"file {str(p)!r} is not a valid .npz file ({exc})") from None
+    return curves, grid
+
+
+def _load_csv(p: Path) -> np.ndarray:
+    rows: list[list[float]] = []
+    width = None
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            cells = text.split(",")
+            try:
+                row = [float(c) for c in cells]
+            except ValueError:
+                bad = next(c for c in cells if not _is_float(c))
+                raise DataFileError(
+                    f"{p.name} line {lineno}: {bad.strip()!r} is not a number; "
+                    "the CSV must hold one curve per row, numbers only"
+                ) from None
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                raise DataFileError(
+                    f"{p.name} line {lineno} has {len(row)} values but earlier rows have {width}; "
+                    "every curve must have the same number of points"
+                )
+            rows.append(row)
+    if not rows:
+        raise DataFileError(f"file {str(p)!r} holds no curves; it must have at least one row of numbers")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

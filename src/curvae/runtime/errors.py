@@ -1,0 +1,43 @@
+"""One exception hierarchy for every user-facing mistake.
+
+Messages name the value, the rule and the fix, so the CLI can print them as
+one line.
+"""
+
+from __future__ import annotations
+
+
+class CurvaeError(Exception):
+    """Base class of every error curvae raises for a user mistake."""
+
+
+class InputError(CurvaeError, ValueError):
+    """Curves, codes or options that break a documented rule."""
+
+
+class DataFileError(InputError):
+    """A data file that is missing, unreadable or malformed."""
+
+
+class BundleError(CurvaeError):
+    """A model bundle that is missing, corrupt, inconsistent or unsupported."""
+
+
+class ProviderError(CurvaeError):
+    """An onnxruntime execution provider that is unknown or unavailable."""
+
+
+class RunError(CurvaeError):
+    """A training run folder that is missing or inconsistent."""
+
+
+class TrainingError(CurvaeError):
+    """Training that cannot go on (bad options, a non-finite loss)."""
+
+
+class ExportError(CurvaeError):
+    """An export that was refused (parity over tolerance, a random op)."""
+
+
+class OutputExistsError(CurvaeError):
+    """An output path that already exists and would be overwritten."""

@@ -1,0 +1,95 @@
+"""File-level operations behind the CLI: read inputs, run the model, write outputs atomically."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curvae.runtime.atomic import check_can_write, save_npy, save_npz
+from curvae.runtime.curves_io import load_curves
+from curvae.runtime.errors import InputError
+from curvae.runtime.fit import FitResult
+from curvae.runtime.model import CurveModel
+from curvae.runtime.providers import available_providers
+
+PathLike = str | os.PathLike[str]
+
+
+def _check_out(out: PathLike, suffix: str, force: bool) -> Path:
+    p = Path(out)
+    if p.suffix.lower() != suffix:
+        raise InputError(f"--out {str(p)!r} must end in {suffix}; rename it, e.g. {p.with_suffix(suffix).name!r}")
+    check_can_write(p, force=force)
+    return p
+
+
+def encode_file(model: CurveModel, curves: PathLike, out: PathLike, *, sample: bool = False,
+                seed: int | None = None, force: bool = False) -> np.ndarray:
+    """Encode the curves in ``curves`` and save the codes, shape (n, latent_dim), as ``.npy``."""
+    dest = _check_out(out, ".npy", force)
+    x = load_curves(curves, n_points=model.n_points).curves
+    codes = model.encode(x, sample=sample, seed=seed)
+    save_npy(dest, codes)
+    return codes
+
+
+def decode_file(model: CurveModel, codes: PathLike, out: PathLike, *, force: bool = False) -> np.ndarray:
+    """Decode the codes in ``codes`` (``.npy``, ``.csv`` or ``.npz`` key ``z``) and save the curves."""
+    dest = _check_out(out, ".npy", force)
+    z = load_curves(codes, n_points=model.latent_dim, key="z", min_points=1, what="codes").curves
+    curves = model.decode(z)
+    save_npy(dest, curves)
+    return curves
+
+
+def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = None,
+                force: bool = False) -> np.ndarray:
+    """Draw ``n`` prior samples and save the decoded curves, shape (n, n_points)."""
+    dest = _check_out(out, ".npy", force)
+    curves = model.sample(n, seed=seed)
+    save_npy(dest, curves)
+    return curves
+
+
+def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
+             chunk: int = 4096, progress: Callable[[int, int], None] | None = None, **fit_kw: Any) -> FitResult:
+    """Fit every target in ``targets`` and save ``z``, ``residual``, ``success``, ``nfev``, ``x_hat`` as ``.npz``.
+
+    Targets are fitted in chunks of ``chunk`` rows; ``progress(done, total)``
+    is called after each chunk.
+    """
+    dest = _check_out(out, ".npz", force)
+    t = load_curves(targets, n_points=model.n_points).curves
+    parts = []
+    for i in range(0, t.shape[0], chunk):
+        parts.append(model.fit(t[i:i + chunk], **fit_kw))
+        if progress is not None:
+            progress(min(i + chunk, t.shape[0]), t.shape[0])
+    res = FitResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in FitResult.__dataclass_fields__))
+    save_npz(dest, z=res.z, residual=res.residual, success=res.success, nfev=res.nfev, x_hat=res.x_hat,
+             message=res.message.astype("U"))
+    return res
+
+
+def describe(model: CurveModel) -> dict[str, Any]:
+    """The manifest summary shown by ``curvae info``."""
+    m = model.manifest
+    return {
+        "path": str(model.path),
+        "format_version": m.format_version,
+        "run_id": m.run_id,
+        "family": m.family.get("name"),
+        "n_points": m.n_points,
+        "latent_dim": m.latent_dim,
+        "grid": f"[{m.grid[0]:g} .. {m.grid[-1]:g}] ({len(m.grid)} points)",
+        "opset": m.opset,
+        "producer": m.producer,
+        "training": {k: m.training.get(k) for k in ("epochs", "n_train", "final", "seconds", "device")},
+        "parity": {k: m.parity.get(k) for k in ("atol", "max_abs", "max_rel", "passed", "providers")},
+        "available_providers": available_providers(),
+        "running_on": {g: p[0] for g, p in model.providers.items()},
+    }

@@ -1,0 +1,262 @@
+"""``CurveModel``: a loaded bundle that encodes, decodes, samples and fits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from curvae.runtime.arrays import as_matrix
+from curvae.runtime.bundle import Manifest, read_bundle
+from curvae.runtime.errors import InputError
+from curvae.runtime.fit import FIT_METHODS, FitMethod, FitOptions, FitResult, fit_latent
+from curvae.runtime.providers import ProviderSpec, resolve_providers
+from curvae.runtime.seeding import Seed, rng
+from curvae.runtime.session import make_session
+
+#: Rows per onnxruntime call; bounds memory for very large inputs.
+CHUNK_ROWS = 65536
+
+
+class CurveModel:
+    """A curvae bundle opened for inference, without torch.
+
+    Use :meth:`load`; both sessions are created once and reused (onnxruntime
+    sessions are safe to call from several threads).
+
+    Examples
+    --------
+    >>> model = CurveModel.load("model")                     # doctest: +SKIP
+    >>> codes = model.encode(curves)                         # (n, latent_dim)
+    >>> fit = model.fit(targets)                             # fit.z, fit.residual
+    """
+
+    def __init__(self, path: Path, manifest: Manifest, encoder, decoder) -> None:
+        self.path = path
+        self.manifest = manifest
+        self._enc = encoder
+        self._dec = decoder
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        providers: str | Sequence[ProviderSpec] | None = "auto",
+        threads: int | None = None,
+    ) -> CurveModel:
+        """Verify a bundle (manifest, file set, sha256) and open its two sessions.
+
+        Parameters
+        ----------
+        path : path-like
+            Bundle folder written by ``curvae export``.
+        providers : "auto", str or sequence
+            Execution providers; ``"auto"`` takes every available one in
+            preference order. See :func:`curvae.runtime.resolve_providers`.
+        threads : int, optional
+            Intra-op threads per session.
+        """
+        resolved = resolve_providers(providers)
+        manifest, enc_bytes, dec_bytes = read_bundle(path)
+        enc = make_session(enc_bytes, resolved, threads=threads, name="encoder")
+        dec = make_session(dec_bytes, resolved, threads=threads, name="decoder")
+        return cls(Path(path), manifest, enc, dec)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def n_points(self) -> int:
+        """Number of grid points per curve."""
+        return self.manifest.n_points
+
+    @property
+    def latent_dim(self) -> int:
+        """Size of the latent code."""
+        return self.manifest.latent_dim
+
+    @property
+    def grid(self) -> NDArray[np.float64]:
+        """The x values of the curve points, shape (n_points,)."""
+        return np.asarray(self.manifest.grid, dtype=np.float64)
+
+    @property
+    def providers(self) -> dict[str, list[str]]:
+        """Providers each session actually runs on, per graph."""
+        return {"encoder": self._enc.get_providers(), "decoder": self._dec.get_providers()}
+
+    # ------------------------------------------------------------- inference
+    def _curves(self, curves: ArrayLike, name: str = "curves") -> NDArray[np.float32]:
+        return as_matrix(curves, name=name, n_cols=self.n_points, col_name="points")
+
+    def _codes(self, z: ArrayLike, name: str = "z") -> NDArray[np.float32]:
+        return as_matrix(z, name=name, n_cols=self.latent_dim, col_name="latent dims")
+
+    def posterior(self, curves: ArrayLike) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Return the encoder's posterior parameters.
+
+        Parameters
+        ----------
+        curves : array-like of shape (n_curves, n_points)
+
+        Returns
+        -------
+        mu, logvar : ndarray of shape (n_curves, latent_dim), float32
+        """
+        x = self._curves(curves)
+        _, mu, logvar = self._run_encoder(x, np.zeros((x.shape[0], self.latent_dim), np.float32))
+        return mu, logvar
+
+    def encode(self, curves: ArrayLike, *, sample: bool = False, seed: Seed = None) -> NDArray[np.float32]:
+        """Encode curves to latent codes.
+
+        Parameters
+        ----------
+        curves : array-like of shape (n_curves, n_points)
+        sample : bool
+            False returns the posterior mean μ; True returns
+            ``z = μ + exp(logvar / 2) · eps`` with ``eps ~ N(0, I)`` drawn by numpy.
+        seed : int, Generator or None
+            Seeds ``eps`` when ``sample`` is True.
+
+        Returns
+        -------
+        ndarray of shape (n_curves, latent_dim), float32
+        """
+        x = self._curves(curves)
+        if sample:
+            eps = rng(seed).standard_normal((x.shape[0], self.latent_dim)).astype(np.float32)
+        else:
+            eps = np.zeros((x.shape[0], self.latent_dim), np.float32)
+        z, mu, _ = self._run_encoder(x, eps)
+        return z if sample else mu
+
+    def encode_with_noise(self, curves: ArrayLike, eps: ArrayLike) -> tuple[NDArray[np.float32], ...]:
+        """Run the encoder with explicit noise.
+
+        Parameters
+        ----------
+        curves : array-like of shape (n_curves, n_points)
+        eps : array-like of shape (n_curves, latent_dim)
+
+        Returns
+        -------
+        z, mu, logvar : ndarray of shape (n_curves, latent_dim), float32
+        """
+        x = self._curves(curves)
+        e = self._codes(eps, name="eps")
+        if e.shape[0] != x.shape[0]:
+            raise InputError(f"eps has {e.shape[0]} rows but curves has {x.shape[0]}; pass one eps row per curve")
+        return self._run_encoder(x, e)
+
+    def decode(self, z: ArrayLike) -> NDArray[np.float32]:
+        """Decode latent codes to curves.
+
+        Parameters
+        ----------
+        z : array-like of shape (n_codes, latent_dim)
+
+        Returns
+        -------
+        ndarray of shape (n_codes, n_points), float32
+        """
+        return self._run_decoder(self._codes(z))
+
+    def sample(self, n: int, *, seed: Seed = None) -> NDArray[np.float32]:
+        """Draw ``n`` codes from the N(0, I) prior and decode them.
+
+        Returns
+        -------
+        ndarray of shape (n, n_points), float32
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise InputError(f"n={n!r} must be a positive integer number of samples")
+        z = rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
+        return self._run_decoder(z)
+
+    def fit(
+        self,
+        targets: ArrayLike,
+        *,
+        method: FitMethod = "lm",
+        init: str = "encoder",
+        n_starts: int = 1,
+        seed: Seed = None,
+        max_iter: int = 100,
+        prior_weight: float = 0.0,
+        bound: float | None = None,
+    ) -> FitResult:
+        """Find the latent code whose decoding best matches each target.
+
+        Parameters
+        ----------
+        targets : array-like of shape (n_targets, n_points)
+        method : {"lm", "nelder-mead", "least-squares"}
+            ``"lm"``: Levenberg-Marquardt batched over all targets (fast).
+            ``"nelder-mead"``: scipy per target, as in the worked example.
+            ``"least-squares"``: scipy ``least_squares`` per target.
+        init : {"encoder", "zero"}
+            Start from the encoder's μ (amortised) or from z = 0.
+        n_starts : int
+            Extra starts drawn from the prior are tried when > 1; the lowest
+            residual wins.
+        seed : int, Generator or None
+            Seeds the extra starts.
+        max_iter : int
+            Iteration cap (per target for the scipy methods).
+        prior_weight : float
+            Adds ``prior_weight · |z|²`` to the cost (a Gaussian prior on z).
+        bound : float, optional
+            Keeps every coordinate of z within ``[-bound, bound]``.
+
+        Returns
+        -------
+        FitResult
+            ``z`` (n_targets, latent_dim), ``residual``, ``success``, ``nfev``,
+            ``message`` (n_targets,) and ``x_hat`` (n_targets, n_points).
+        """
+        t = self._curves(targets, name="targets")
+        if method not in FIT_METHODS:
+            raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(FIT_METHODS)}")
+        if init not in ("encoder", "zero"):
+            raise InputError(f"init={init!r} is not supported; choose 'encoder' or 'zero'")
+        if isinstance(n_starts, bool) or not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
+            raise InputError(f"n_starts={n_starts!r} must be a positive integer")
+        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+            raise InputError(f"max_iter={max_iter!r} must be a positive integer")
+        if not np.isfinite(prior_weight) or prior_weight < 0:
+            raise InputError(f"prior_weight={prior_weight!r} must be finite and >= 0")
+        if bound is not None and not (np.isfinite(bound) and bound > 0):
+            raise InputError(f"bound={bound!r} must be a positive finite number or None")
+        opts = FitOptions(method=method, max_iter=int(max_iter), prior_weight=float(prior_weight), bound=bound)
+        n = t.shape[0]
+        z0 = self.encode(t) if init == "encoder" else np.zeros((n, self.latent_dim), np.float32)
+        if n_starts == 1:
+            return fit_latent(self._run_decoder, t, z0, opts)
+        extra = rng(seed).standard_normal((n_starts - 1, n, self.latent_dim)).astype(np.float32)
+        starts = np.concatenate([z0[None], extra]).reshape(-1, self.latent_dim)
+        res = fit_latent(self._run_decoder, np.tile(t, (n_starts, 1)), starts, opts)
+        resid = np.where(res.success, res.residual, np.inf).reshape(n_starts, n)
+        resid = np.where(np.isfinite(resid).any(axis=0), resid, res.residual.reshape(n_starts, n))
+        best = np.nanargmin(np.where(np.isnan(resid), np.inf, resid), axis=0) * n + np.arange(n)
+        nfev = res.nfev.reshape(n_starts, n).sum(axis=0)
+        return FitResult(z=res.z[best], residual=res.residual[best], success=res.success[best], nfev=nfev,
+                         message=res.message[best], x_hat=res.x_hat[best])
+
+    # -------------------------------------------------------------- sessions
+    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
+        parts = [self._enc.run(None, {"x": x[i:i + CHUNK_ROWS], "eps": eps[i:i + CHUNK_ROWS]})
+                 for i in range(0, x.shape[0], CHUNK_ROWS)]
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))
+
+    def _run_decoder(self, z: NDArray[np.float32]) -> NDArray[np.float32]:
+        if z.shape[0] <= CHUNK_ROWS:
+            return self._dec.run(None, {"z": z})[0]
+        return np.concatenate([self._dec.run(None, {"z": z[i:i + CHUNK_ROWS]})[0]
+                               for i in range(0, z.shape[0], CHUNK_ROWS)])
+
+    def __repr__(self) -> str:
+        return (f"CurveModel({str(self.path)!r}, n_points={self.n_points}, latent_dim={self.latent_dim}, "
+                f"family={self.manifest.family.get('name')!r})")

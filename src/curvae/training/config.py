@@ -1,0 +1,109 @@
+"""Frozen configs of a training run, saved together as ``config.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from curvae.runtime.errors import InputError
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class _Config:
+    """``to_dict``/``from_dict`` shared by the config dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise InputError(f"{cls.__name__} got unknown keys {unknown}; known keys are {sorted(names)}")
+        return cls(**d)
+
+
+def _positive(name: str, value: float, *, integer: bool = False, zero_ok: bool = False) -> None:
+    ok_type = isinstance(value, int) and not isinstance(value, bool) if integer else isinstance(value, (int, float))
+    if not ok_type or value != value or (value < 0 if zero_ok else value <= 0):
+        kind = "integer" if integer else "number"
+        rule = ">= 0" if zero_ok else "> 0"
+        raise InputError(f"{name}={value!r} must be a {kind} {rule}")
+
+
+@dataclass(frozen=True)
+class DataConfig(_Config):
+    """Where the curves come from: a built-in family or a file."""
+
+    family: str = "beta"
+    n_curves: int = 5000
+    data: str | None = None
+    val_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        _positive("n_curves", self.n_curves, integer=True)
+        if not 0.0 < self.val_fraction < 0.5:
+            raise InputError(f"val_fraction={self.val_fraction!r} must be in (0, 0.5)")
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Config):
+    """VAE shape: ``n_points → hidden × depth → (μ, log σ²)``, mirrored in the decoder."""
+
+    n_points: int = 100
+    latent_dim: int = 2
+    hidden: int = 256
+    depth: int = 1
+
+    def __post_init__(self) -> None:
+        _positive("n_points", self.n_points, integer=True)
+        _positive("latent_dim", self.latent_dim, integer=True)
+        _positive("hidden", self.hidden, integer=True)
+        _positive("depth", self.depth, integer=True)
+        if self.n_points < 2:
+            raise InputError(f"n_points={self.n_points} must be at least 2")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Config):
+    """Optimisation: mini-batch Adam with warm-up then exponential LR decay."""
+
+    epochs: int = 150
+    batch_size: int = 128
+    lr: float = 2e-3
+    lr_final: float = 5e-5
+    warmup_epochs: int = 3
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
+    device: Device = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _positive("epochs", self.epochs, integer=True)
+        _positive("batch_size", self.batch_size, integer=True)
+        _positive("lr", self.lr)
+        _positive("lr_final", self.lr_final)
+        _positive("warmup_epochs", self.warmup_epochs, integer=True, zero_ok=True)
+        _positive("beta", self.beta, zero_ok=True)
+        _positive("kl_warmup_epochs", self.kl_warmup_epochs, integer=True, zero_ok=True)
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise InputError(f"device={self.device!r} must be one of auto, cpu, cuda")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            raise InputError(f"seed={self.seed!r} must be an integer")
+
+
+@dataclass(frozen=True)
+class RunConfig(_Config):
+    """Everything that defines a training run; written as ``config.json``."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        return cls(data=DataConfig.from_dict(d.get("data", {})), model=ModelConfig.from_dict(d.get("model", {})),
+                   train=TrainConfig.from_dict(d.get("train", {})))

@@ -1,0 +1,52 @@
+"""Bridge from a run folder to the exporter, and parity of a bundle against its run."""
+
+from __future__ import annotations
+
+import os
+
+from curvae.export import ExportConfig, ExportResult, ParityRow, export_bundle, run_parity
+from curvae.runtime.bundle import read_bundle
+from curvae.runtime.errors import BundleError
+from curvae.runtime.providers import available_providers
+from curvae.training.model import DecoderGraph, EncoderGraph
+from curvae.training.run import load_run
+
+
+def export_run(
+    run: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    config: ExportConfig = ExportConfig(),
+    force: bool = False,
+) -> ExportResult:
+    """Export the run folder ``run`` as the bundle ``out`` (see :func:`curvae.export.export_bundle`)."""
+    r = load_run(run)
+    s = r.summary
+    training = {
+        "epochs": s.get("epochs"), "n_train": s.get("n_train"), "n_val": s.get("n_val"),
+        "final": s.get("final"), "seconds": s.get("seconds"), "device": s.get("device"),
+        "latent_mean": s.get("latent_mean"), "latent_std": s.get("latent_std"),
+        "config": r.config.to_dict(),
+    }
+    return export_bundle(EncoderGraph(r.model), DecoderGraph(r.model), out, n_points=r.config.model.n_points,
+                         latent_dim=r.config.model.latent_dim, grid=s["grid"], family=s["family"],
+                         run_id=s["run_id"], training=training, config=config, force=force)
+
+
+def check_against_run(
+    bundle: str | os.PathLike[str],
+    run: str | os.PathLike[str],
+    *,
+    providers: list[str] | None = None,
+) -> list[ParityRow]:
+    """Parity of a bundle's graphs against the run's weights, on each provider.
+
+    Raises :class:`BundleError` when the bundle was not exported from ``run``.
+    """
+    manifest, enc, dec = read_bundle(bundle)
+    r = load_run(run)
+    if manifest.run_id != r.summary.get("run_id"):
+        raise BundleError(f"bundle run_id {manifest.run_id!r} differs from run {str(run)!r} "
+                          f"({r.summary.get('run_id')!r}); pass the run the bundle was exported from")
+    return run_parity(EncoderGraph(r.model), DecoderGraph(r.model), enc, dec,
+                      latent_dim=manifest.latent_dim, providers=providers or available_providers())

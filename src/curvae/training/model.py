@@ -1,0 +1,85 @@
+"""The VAE: an MLP encoder to (μ, log σ²) and an MLP decoder.
+
+Per-point standardisation of the curves lives inside the model as buffers, so
+the exported graphs take and return raw curves.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from curvae.training.config import ModelConfig
+
+
+def _mlp(n_in: int, hidden: int, depth: int, n_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for _ in range(depth):
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    layers.append(nn.Linear(width, n_out))
+    return nn.Sequential(*layers)
+
+
+class VAE(nn.Module):
+    """Encoder ``n_points → hidden → 2·latent`` and decoder ``latent → hidden → n_points``."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = _mlp(cfg.n_points, cfg.hidden, cfg.depth, 2 * cfg.latent_dim)
+        self.decoder = _mlp(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.n_points)
+        self.register_buffer("x_mean", torch.zeros(cfg.n_points))
+        self.register_buffer("x_std", torch.ones(cfg.n_points))
+
+    def set_normalisation(self, curves: torch.Tensor) -> None:
+        """Store per-point mean and std of the training curves (shape (n, n_points))."""
+        self.x_mean.copy_(curves.mean(0))
+        self.x_std.copy_(curves.std(0).clamp_min(1e-6))
+
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, P) raw curves → μ, log σ², each (B, D)."""
+        h = self.encoder((x - self.x_mean) / self.x_std)
+        mu, logvar = h.chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, D) codes → (B, P) raw curves."""
+        return self.decoder(z) * self.x_std + self.x_mean
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        """Reparameterised pass with explicit noise: returns x̂, z, μ, log σ²."""
+        mu, logvar = self.posterior(x)
+        z = mu + torch.exp(0.5 * logvar) * eps
+        return self.decode(z), z, mu, logvar
+
+
+class EncoderGraph(nn.Module):
+    """Export view: ``(x, eps) → (z, mu, logvar)`` with ``z = mu + exp(logvar/2)·eps``."""
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        mu, logvar = self.vae.posterior(x)
+        return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
+
+
+class DecoderGraph(nn.Module):
+    """Export view: ``z → x_hat``."""
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(z)
+
+
+def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
+    """Per-batch means of the sum of squared errors and of the KL to N(0, I)."""
+    sse = (x_hat - x).pow(2).sum(1).mean()
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+    return sse, kl

@@ -1,0 +1,83 @@
+"""Run folders: what training writes and what export and checks read back.
+
+A run folder holds ``config.json``, ``weights.pt`` (a plain state dict, read
+with ``torch.load(weights_only=True)``), ``history.json`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from curvae.runtime.errors import InputError, RunError
+from curvae.training.config import RunConfig
+from curvae.training.model import VAE
+
+RUN_FILES = frozenset({"config.json", "weights.pt", "history.json", "summary.json"})
+
+
+@dataclass(frozen=True)
+class Run:
+    """A loaded training run."""
+
+    path: Path
+    config: RunConfig
+    model: VAE
+    history: list[dict[str, Any]]
+    summary: dict[str, Any]
+
+
+def weights_bytes(model: VAE) -> bytes:
+    """Serialise the state dict (tensors only, so loading never runs code)."""
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    return buf.getvalue()
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read weights with ``weights_only=True``: a pickle that would run code is refused."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunError(f"weights {str(path)!r} cannot be loaded safely ({first[:200]}); "
+                       "only plain tensor state dicts are accepted: retrain the run") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise RunError(f"weights {str(path)!r} are not a state dict of tensors; retrain the run")
+    return state
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path} is not readable JSON ({exc}); retrain the run") from None
+
+
+def load_run(path: str | os.PathLike[str]) -> Run:
+    """Load a run folder written by :func:`curvae.training.train`."""
+    root = Path(path)
+    if not root.is_dir():
+        raise RunError(f"run {str(root)!r} is not a folder; pass the --out folder of `curvae train`")
+    missing = sorted(name for name in RUN_FILES if not (root / name).is_file())
+    if missing:
+        raise RunError(f"run {str(root)!r} is missing {missing}; it is incomplete: retrain it")
+    try:
+        config = RunConfig.from_dict(_read_json(root / "config.json"))
+    except (InputError, TypeError, AttributeError) as exc:
+        raise RunError(f"{root / 'config.json'} is invalid ({exc}); retrain the run") from None
+    model = VAE(config.model)
+    try:
+        model.load_state_dict(load_state_dict(root / "weights.pt"))
+    except RuntimeError as exc:
+        raise RunError(f"weights in {str(root)!r} do not match config.json ({str(exc).splitlines()[0]}); "
+                       "retrain the run") from None
+    model.eval()
+    return Run(path=root, config=config, model=model, history=_read_json(root / "history.json"),
+               summary=_read_json(root / "summary.json"))

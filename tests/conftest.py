@@ -1,0 +1,56 @@
+"""Shared fixtures: one small real training run and its exported bundle per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = FIXTURES / "golden"
+
+
+def small_config(**train_kw):
+    from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(data=DataConfig(family="beta", n_curves=400), model=ModelConfig(hidden=32),
+                     train=TrainConfig(**{"epochs": 4, "batch_size": 64, "seed": 3, **train_kw}))
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """A real (tiny) training run folder."""
+    from curvae.training.loop import train
+
+    out = tmp_path_factory.mktemp("run") / "run"
+    train(small_config(), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(run_dir, tmp_path_factory) -> Path:
+    """The bundle exported from :func:`run_dir` with the real exporter."""
+    from curvae.training.export_run import export_run
+
+    out = tmp_path_factory.mktemp("bundle") / "model"
+    export_run(run_dir, out)
+    return out
+
+
+@pytest.fixture
+def bundle_copy(bundle_dir, tmp_path) -> Path:
+    """A private copy of the bundle that a test may damage."""
+    import shutil
+
+    dst = tmp_path / "model"
+    shutil.copytree(bundle_dir, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def beta_targets() -> np.ndarray:
+    from curvae.training.families import get_family
+
+    curves, _ = get_family("beta").sample(64, seed=777)
+    return curves
