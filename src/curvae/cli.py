@@ -49,13 +49,16 @@ def _force_option(f):
 
 
 def _epoch_printer(total: int):
-    """A click progress bar fed by the training loop's per-epoch callback."""
-    bar = click.progressbar(length=total, label="training", file=sys.stderr, show_pos=True,
-                            item_show_func=lambda row: row and f"recon {row['recon']:.4f} kl {row['kl']:.3f} "
-                                                                 f"val {row['val_recon']:.4f}")
-    bar.__enter__()
+    """A click progress bar fed by the training loop's per-epoch callback, opened at the first epoch."""
+    bar = None
 
     def on_epoch(row: dict) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label="training", file=sys.stderr, show_pos=True,
+                                    item_show_func=lambda r: r and f"recon {r['recon']:.4f} kl {r['kl']:.3f} "
+                                                                   f"held-out {r['val_recon']:.4f}")
+            bar.__enter__()
         bar.update(1, row)
         if row["epoch"] == total:
             bar.__exit__(None, None, None)

@@ -1,0 +1,27 @@
+# Two entry points for a fresh clone: `make demo` and `make test`.
+# Both build .venv with the pinned, known-good versions in constraints.txt
+# (a CPU build of torch), then run.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.curvae-installed
+
+.PHONY: demo test bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[train,test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/curvae demo --out demo-out --force
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) demo-out .pytest_cache

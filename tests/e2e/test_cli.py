@@ -1,0 +1,150 @@
+"""The CLI end to end through click's runner, with exact file sets and shapes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from curvae.cli import main
+
+RUN_FILES = {"config.json", "weights.pt", "history.json", "summary.json"}
+
+
+def invoke(*args: str, ok: bool = True):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+def one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 1
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for frag in fragments:
+        assert frag in lines[0], lines[0]
+
+
+@pytest.mark.slow
+def test_train_export_encode_decode_sample_fit(tmp_path, beta_targets):
+    run, model = tmp_path / "run", tmp_path / "model"
+    res = invoke("train", "--family", "normal", "--n-curves", "300", "--epochs", "3", "--hidden", "32",
+                 "--latent-dim", "3", "--seed", "1", "--out", run)
+    assert "held-out SSE" in res.output
+    assert {p.name for p in run.iterdir()} == RUN_FILES
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert {"recon", "kl", "val_recon", "val_rmse", "lr"} <= set(history[0])
+
+    res = invoke("export", run, "--out", model)
+    assert "parity passed on batches [1, 2, 7, 1000]" in res.output
+    assert {p.name for p in model.iterdir()} == {"manifest.json", "encoder.onnx", "decoder.onnx"}
+
+    res = invoke("check", model, "--run", run)
+    assert "sha256 OK" in res.output and "parity OK" in res.output and "CPUExecutionProvider" in res.output
+
+    res = invoke("info", model, "--json")
+    info = json.loads(res.output)
+    assert info["family"] == "normal" and info["latent_dim"] == 3 and info["n_points"] == 100
+    assert info["running_on"]["decoder"] in info["available_providers"]
+
+    from curvae.training.families import get_family
+
+    curves, _ = get_family("normal").sample(9, seed=4)
+    np.savetxt(tmp_path / "curves.csv", curves, delimiter=",")
+    invoke("encode", model, tmp_path / "curves.csv", "--out", tmp_path / "codes.npy")
+    codes = np.load(tmp_path / "codes.npy")
+    assert codes.shape == (9, 3) and codes.dtype == np.float32
+
+    invoke("encode", model, tmp_path / "curves.csv", "--out", tmp_path / "z1.npy", "--sample", "--seed", "7")
+    invoke("encode", model, tmp_path / "curves.csv", "--out", tmp_path / "z2.npy", "--sample", "--seed", "7")
+    np.testing.assert_array_equal(np.load(tmp_path / "z1.npy"), np.load(tmp_path / "z2.npy"))
+
+    invoke("decode", model, tmp_path / "codes.npy", "--out", tmp_path / "dec.npy")
+    assert np.load(tmp_path / "dec.npy").shape == (9, 100)
+
+    invoke("sample", model, "-n", "5", "--seed", "2", "--out", tmp_path / "s.npy")
+    assert np.load(tmp_path / "s.npy").shape == (5, 100)
+
+    res = invoke("fit", model, tmp_path / "curves.csv", "--out", tmp_path / "fit.npz")
+    assert "9 fits" in res.output
+    with np.load(tmp_path / "fit.npz", allow_pickle=False) as f:
+        assert {"z", "residual", "success", "x_hat", "nfev"} <= set(f.files)
+        assert f["z"].shape == (9, 3) and f["x_hat"].shape == (9, 100) and f["residual"].shape == (9,)
+        assert f["success"].dtype == bool
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["run", "model", "curves.csv", "codes.npy", "z1.npy", "z2.npy", "dec.npy", "s.npy", "fit.npz"])
+
+
+def test_user_curves_train_a_custom_model(tmp_path):
+    x = np.linspace(0, 1, 20)
+    rng = np.random.default_rng(0)
+    curves = np.sin(rng.uniform(1, 3, (200, 1)) * x + rng.uniform(0, 1, (200, 1)))
+    np.savez(tmp_path / "mine.npz", curves=curves, grid=x)
+    invoke("train", "--data", tmp_path / "mine.npz", "--epochs", "2", "--hidden", "16", "--out", tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["family"]["name"] == "custom" and summary["n_train"] + summary["n_val"] == 200
+    np.testing.assert_allclose(summary["grid"], x)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["n_points"] == 20
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, bundle_dir):
+    np.save(tmp_path / "short.npy", np.zeros((3, 50), np.float32))
+    one_line_error(invoke("encode", bundle_dir, tmp_path / "short.npy", "--out", tmp_path / "c.npy", ok=False),
+                   "50 points per row; this model needs 100")
+    bad = np.zeros((3, 100), np.float32)
+    bad[2, 7] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    one_line_error(invoke("fit", bundle_dir, tmp_path / "nan.npy", "--out", tmp_path / "f.npz", ok=False),
+                   "[2, 7] = nan is not finite")
+    one_line_error(invoke("info", tmp_path / "nowhere", ok=False), "is not a folder")
+    one_line_error(invoke("sample", bundle_dir, "-n", "2", "--out", tmp_path / "s.txt", ok=False), "must end in .npy")
+    one_line_error(invoke("encode", bundle_dir, tmp_path / "missing.npy", "--out", tmp_path / "c.npy", ok=False),
+                   "does not exist")
+    one_line_error(invoke("info", bundle_dir, "--providers", "banana", ok=False),
+                   "'banana' is not available", "CPUExecutionProvider")
+    one_line_error(invoke("train", "--family", "weibull", "--out", tmp_path / "r", ok=False), "not built in")
+    one_line_error(invoke("train", "--epochs", "0", "--out", tmp_path / "r", ok=False), "epochs=0")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "c.npy").exists()
+
+
+def test_outputs_are_not_overwritten_without_force(tmp_path, bundle_dir):
+    out = tmp_path / "s.npy"
+    invoke("sample", bundle_dir, "-n", "2", "--seed", "0", "--out", out)
+    first = out.read_bytes()
+    one_line_error(invoke("sample", bundle_dir, "-n", "3", "--out", out, ok=False), "already exists", "--force")
+    assert out.read_bytes() == first
+    invoke("sample", bundle_dir, "-n", "3", "--out", out, "--force")
+    assert np.load(out).shape == (3, 100)
+
+
+def test_training_is_reproducible_on_cpu(tmp_path):
+    args = ["train", "--n-curves", "200", "--epochs", "3", "--hidden", "16", "--device", "cpu", "--seed", "5"]
+    invoke(*args, "--out", tmp_path / "a")
+    invoke(*args, "--out", tmp_path / "b")
+    ha = json.loads((tmp_path / "a" / "history.json").read_text())
+    hb = json.loads((tmp_path / "b" / "history.json").read_text())
+    assert [(h["recon"], h["kl"], h["val_recon"]) for h in ha] == [(h["recon"], h["kl"], h["val_recon"]) for h in hb]
+    assert (tmp_path / "a" / "weights.pt").read_bytes() == (tmp_path / "b" / "weights.pt").read_bytes()
+
+
+def test_every_command_has_help():
+    for cmd in ["train", "export", "check", "info", "encode", "decode", "sample", "fit", "demo"]:
+        assert "Usage:" in invoke(cmd, "--help").output
+
+
+@pytest.mark.slow
+def test_demo_writes_its_outputs_and_summary(tmp_path):
+    out = tmp_path / "demo"
+    res = invoke("demo", "--out", out, "--epochs", "3", "--n-targets", "40")
+    for key in ("training", "parity max abs", "residual median", "p90"):
+        assert key in res.output
+    assert {p.name for p in out.iterdir()} == {"run", "model", "targets.npy", "samples.npy", "fit.npz", "summary.json"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fit"]["n_targets"] == 40 and summary["parity"]["max_abs"] <= 1e-5
+    one_line_error(invoke("demo", "--out", out, "--epochs", "1", ok=False), "already exists")

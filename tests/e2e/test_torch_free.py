@@ -1,0 +1,85 @@
+"""The runtime works in a fresh environment that has no torch (and no onnx).
+
+This is the proof that a bundle needs neither torch nor the exporter: a new
+venv gets only ``pip install .`` (no extras), then loads the committed golden
+bundle and checks its numbers against what torch computed when it was made.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+SCRIPT = textwrap.dedent("""
+    import sys, json
+    import numpy as np
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        raise SystemExit("torch is importable in the torch-free environment")
+    import curvae.runtime as rt
+    assert "torch" not in sys.modules and "onnx" not in sys.modules, sorted(sys.modules)
+    exp = np.load(sys.argv[2], allow_pickle=False)
+    model = rt.CurveModel.load(sys.argv[1])
+    mu = model.encode(exp["curves"])
+    np.testing.assert_allclose(mu, exp["mu"], atol=1e-5)
+    z, mu2, logvar = model.encode_with_noise(exp["curves"], exp["eps"])
+    np.testing.assert_allclose(z, exp["z_sampled"], atol=1e-5)
+    np.testing.assert_allclose(logvar, exp["logvar"], atol=1e-5)
+    np.testing.assert_allclose(model.decode(exp["z"]), exp["x_hat"], atol=1e-5)
+    s = model.sample(11, seed=3)
+    assert s.shape == (11, 100) and np.isfinite(s).all()
+    np.testing.assert_array_equal(s, model.sample(11, seed=3))
+    fit = model.fit(exp["curves"])
+    assert fit.success.all() and np.isfinite(fit.residual).all()
+    assert fit.residual.mean() <= np.linalg.norm(model.decode(mu) - exp["curves"], axis=1).mean() + 1e-6
+    nm = model.fit(exp["curves"][:3], method="nelder-mead", init="zero")
+    assert np.isfinite(nm.residual).all()
+    assert "torch" not in sys.modules
+    print("TORCH-FREE OK", json.dumps({"residual_median": float(np.median(fit.residual))}))
+""")
+
+
+def test_runtime_import_does_not_import_torch_here_either():
+    code = ("import sys, curvae.runtime, curvae.cli, curvae.training.families; "
+            "bad = [m for m in ('torch', 'onnx', 'onnxscript') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.slow
+def test_fresh_venv_without_torch_runs_the_bundle(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(ROOT)],
+                   check=True, env=env, cwd=tmp_path)
+    (tmp_path / "check.py").write_text(SCRIPT)
+    out = subprocess.run([str(py), str(tmp_path / "check.py"), str(FIXTURES / "golden"),
+                          str(FIXTURES / "golden_expected.npz")], env=env, cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "TORCH-FREE OK" in out.stdout
+
+    cli = venv / "bin" / "curvae"
+    info = subprocess.run([str(cli), "info", str(FIXTURES / "golden")], env=env, capture_output=True, text=True)
+    assert info.returncode == 0 and "CPUExecutionProvider" in info.stdout, info.stderr
+    fit = subprocess.run([str(cli), "sample", str(FIXTURES / "golden"), "-n", "4", "--out", str(tmp_path / "s.npy")],
+                         env=env, capture_output=True, text=True)
+    assert fit.returncode == 0, fit.stderr
+    train = subprocess.run([str(cli), "train", "--out", str(tmp_path / "run")], env=env, capture_output=True,
+                           text=True)
+    assert train.returncode == 1
+    assert train.stderr.strip() == "Error: torch is not installed; this command needs the training extra: " \
+                                   "pip install 'curvae[train]'"
