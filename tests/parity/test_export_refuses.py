@@ -12,8 +12,8 @@ from curvae.training.run import load_run
 
 def test_parity_over_tolerance_writes_nothing(run_dir, tmp_path):
     out = tmp_path / "model"
-    with pytest.raises(ExportError, match=r"parity failed: .* > atol=1e-12; nothing was written"):
-        export_run(run_dir, out, config=ExportConfig(atol=1e-12))
+    with pytest.raises(ExportError, match=r"parity failed: .* > atol=1e-12 \+ rtol=0·\|torch\|; nothing was written"):
+        export_run(run_dir, out, config=ExportConfig(atol=1e-12, rtol=0))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -49,7 +49,8 @@ def test_force_replaces_a_bundle_whole(run_dir, bundle_copy):
     assert not [p for p in bundle_copy.parent.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("kw, match", [({"opset": 9}, "opset=9 is outside"), ({"atol": 0}, "atol=0 must be")])
+@pytest.mark.parametrize("kw, match", [({"opset": 9}, "opset=9 is outside"), ({"atol": 0}, "atol=0 must be"),
+                                       ({"rtol": 0.5}, r"rtol=0.5 must be in \[0, 0.01\)")])
 def test_bad_export_options(kw, match):
     from curvae.runtime.errors import InputError
 

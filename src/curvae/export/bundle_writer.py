@@ -76,13 +76,15 @@ def export_bundle(
                              opset=config.opset, metadata={**meta, "curvae.graph": "decoder"})
     enc_bytes, dec_bytes = enc_proto.SerializeToString(), dec_proto.SerializeToString()
 
-    rows = run_parity(encoder, decoder, enc_bytes, dec_bytes, latent_dim=latent_dim, seed=config.seed)
-    parity = summarise(rows, atol=config.atol)
+    rows = run_parity(encoder, decoder, enc_bytes, dec_bytes, latent_dim=latent_dim, seed=config.seed,
+                      atol=config.atol, rtol=config.rtol)
+    parity = summarise(rows, atol=config.atol, rtol=config.rtol)
     if not parity["passed"]:
-        worst = max(rows, key=lambda r: r.max_abs)
+        worst = max((r for r in rows if not r.passed), key=lambda r: r.max_abs)
         raise ExportError(
             f"parity failed: {worst.graph}.{worst.output} at batch {worst.batch} differs by {worst.max_abs:.3g} "
-            f"> atol={config.atol:g}; nothing was written (raise --atol only if that error is acceptable)"
+            f"> atol={config.atol:g} + rtol={config.rtol:g}·|torch|; nothing was written "
+            "(raise --atol only if that error is acceptable)"
         )
     manifest = Manifest(
         format_version=FORMAT_VERSION,

@@ -71,9 +71,9 @@ class ModelConfig(_Config):
 class TrainConfig(_Config):
     """Optimisation: mini-batch Adam with warm-up then exponential LR decay."""
 
-    epochs: int = 150
+    epochs: int = 400
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 5e-3
     lr_final: float = 5e-5
     warmup_epochs: int = 3
     beta: float = 1.0

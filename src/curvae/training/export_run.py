@@ -48,5 +48,6 @@ def check_against_run(
     if manifest.run_id != r.summary.get("run_id"):
         raise BundleError(f"bundle run_id {manifest.run_id!r} differs from run {str(run)!r} "
                           f"({r.summary.get('run_id')!r}); pass the run the bundle was exported from")
-    return run_parity(EncoderGraph(r.model), DecoderGraph(r.model), enc, dec,
-                      latent_dim=manifest.latent_dim, providers=providers or available_providers())
+    tol = {k: manifest.parity[k] for k in ("atol", "rtol") if k in manifest.parity}
+    return run_parity(EncoderGraph(r.model), DecoderGraph(r.model), enc, dec, latent_dim=manifest.latent_dim,
+                      providers=providers or available_providers(), **tol)
