@@ -23,5 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

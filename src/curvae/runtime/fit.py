@@ -14,7 +14,6 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import optimize
 
 DecodeFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 FitMethod = Literal["lm", "nelder-mead", "least-squares"]
@@ -153,6 +152,8 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
 
 def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions):
     """Per-target scipy reference fits (Nelder-Mead as in the worked example, or least_squares)."""
+    from scipy import optimize  # imported here: it is most of the runtime's import time
+
     n, d = z0.shape
     z = np.empty((n, d))
     nfev = np.zeros(n, dtype=np.int64)

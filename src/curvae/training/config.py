@@ -9,6 +9,8 @@ from typing import Any, Literal
 from curvae.runtime.errors import InputError
 
 Device = Literal["auto", "cpu", "cuda"]
+Activation = Literal["relu", "silu", "tanh", "elu"]
+ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "tanh", "elu")
 
 
 class _Config:
@@ -57,8 +59,11 @@ class ModelConfig(_Config):
     latent_dim: int = 2
     hidden: int = 256
     depth: int = 1
+    activation: Activation = "relu"
 
     def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise InputError(f"activation={self.activation!r} must be one of {', '.join(ACTIVATIONS)}")
         _positive("n_points", self.n_points, integer=True)
         _positive("latent_dim", self.latent_dim, integer=True)
         _positive("hidden", self.hidden, integer=True)

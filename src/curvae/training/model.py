@@ -12,11 +12,14 @@ from torch import nn
 from curvae.training.config import ModelConfig
 
 
-def _mlp(n_in: int, hidden: int, depth: int, n_out: int) -> nn.Sequential:
+ACTIVATION_LAYERS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
+
+
+def _mlp(n_in: int, hidden: int, depth: int, n_out: int, activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = n_in
     for _ in range(depth):
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        layers += [nn.Linear(width, hidden), ACTIVATION_LAYERS[activation]()]
         width = hidden
     layers.append(nn.Linear(width, n_out))
     return nn.Sequential(*layers)
@@ -28,8 +31,8 @@ class VAE(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.encoder = _mlp(cfg.n_points, cfg.hidden, cfg.depth, 2 * cfg.latent_dim)
-        self.decoder = _mlp(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.n_points)
+        self.encoder = _mlp(cfg.n_points, cfg.hidden, cfg.depth, 2 * cfg.latent_dim, cfg.activation)
+        self.decoder = _mlp(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.n_points, cfg.activation)
         self.register_buffer("x_mean", torch.zeros(cfg.n_points))
         self.register_buffer("x_std", torch.ones(cfg.n_points))
 

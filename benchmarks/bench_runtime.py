@@ -1,0 +1,110 @@
+"""Runtime speed: onnxruntime decode against torch eager on the same weights, the machine's
+matmul rate, single-row latency, cold start and resident memory.
+
+    python benchmarks/bench_runtime.py
+
+Needs benchmarks/results/work/{run,model} from bench_train.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import best_of, median_of, run_python, save  # noqa: E402
+
+WORK = Path(__file__).parent / "results" / "work"
+BATCH = 100_000
+
+MATMUL = """
+import time, numpy as np
+a = np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32)
+a @ a
+best = min((lambda t: (a @ a, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(7))
+print(2 * 2048**3 / best / 1e9)
+"""
+
+COLD_RUNTIME = """
+import time
+t = time.perf_counter()
+import numpy as np
+from curvae.runtime import CurveModel
+m = CurveModel.load({path!r})
+m.decode(np.zeros((1, m.latent_dim), np.float32))
+elapsed = time.perf_counter() - t
+import resource
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+COLD_TORCH = """
+import time
+t = time.perf_counter()
+import torch
+elapsed = time.perf_counter() - t
+import resource
+print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def decoder_flops_per_row(model) -> float:
+    """Multiply-adds of the decoder's Gemms, counted as 2 FLOPs each."""
+    cfg = model.manifest.training["config"]["model"]
+    widths = [model.latent_dim] + [cfg["hidden"]] * cfg["depth"] + [model.n_points]
+    return float(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
+
+
+def matmul_gflops() -> dict:
+    """numpy fp32 2048² matmul rate, as configured here and with OpenBLAS's own kernel choice."""
+    here = float(run_python(MATMUL))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    native = float(run_python(MATMUL, env=env))
+    return {"as_configured": here, "openblas_default_kernel": native, "reference": max(here, native)}
+
+
+def main() -> dict:
+    import torch
+
+    from curvae.runtime import CurveModel
+    from curvae.training.model import DecoderGraph
+    from curvae.training.run import load_run
+
+    model = CurveModel.load(WORK / "model")
+    torch_dec = DecoderGraph(load_run(WORK / "run").model).eval()
+    z = np.random.default_rng(0).standard_normal((BATCH, model.latent_dim)).astype(np.float32)
+    zt = torch.from_numpy(z)
+    one, one_t = z[:1], zt[:1]
+
+    def torch_decode(t):
+        with torch.no_grad():
+            return torch_dec(t)
+
+    np.testing.assert_allclose(model.decode(z[:1000]), torch_decode(zt[:1000]).numpy(), atol=1e-4)
+    ort_batch = best_of(lambda: model.decode(z), repeat=7)
+    torch_batch = best_of(lambda: torch_decode(zt), repeat=7)
+    ort_one = median_of(lambda: model.decode(one), repeat=3000)
+    torch_one = median_of(lambda: torch_decode(one_t), repeat=3000)
+    gflops = decoder_flops_per_row(model) * BATCH / ort_batch / 1e9
+    mm = matmul_gflops()
+
+    cold_rt = sorted(tuple(map(float, run_python(COLD_RUNTIME.format(path=str(WORK / "model"))).split()))
+                     for _ in range(5))[2]
+    cold_torch = sorted(tuple(map(float, run_python(COLD_TORCH).split())) for _ in range(5))[2]
+    result = {
+        "decode_batch": {"rows": BATCH, "ort_s": ort_batch, "torch_s": torch_batch, "speedup": torch_batch / ort_batch,
+                         "ort_gflops": gflops, "matmul_gflops": mm, "fraction_of_matmul": gflops / mm["reference"]},
+        "decode_one_row": {"ort_us": 1e6 * ort_one, "torch_us": 1e6 * torch_one, "ratio": ort_one / torch_one},
+        "cold_start": {"runtime_s": cold_rt[0], "import_torch_s": cold_torch[0], "ratio": cold_rt[0] / cold_torch[0]},
+        "max_rss_mib": {"runtime": cold_rt[1] / 1024, "import_torch": cold_torch[1] / 1024},
+        "providers": model.providers["decoder"],
+    }
+    save("runtime", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

@@ -1,0 +1,80 @@
+"""Training: curvae's default recipe against the worked example's per-sample loop, side by side.
+
+    python benchmarks/bench_train.py [--example-epochs 2]
+
+The example loop is timed for a few epochs and scaled to its 100; pass
+``--example-epochs 100`` to run it whole and measure its fit quality too
+(about 8 minutes here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import save  # noqa: E402
+from example_loop import nelder_mead_fit, train_example  # noqa: E402
+
+from curvae.runtime import CurveModel  # noqa: E402
+from curvae.training.config import RunConfig  # noqa: E402
+from curvae.training.export_run import export_run  # noqa: E402
+from curvae.training.families import get_family  # noqa: E402
+from curvae.training.loop import train  # noqa: E402
+
+WORK = Path(__file__).parent / "results" / "work"
+EXAMPLE_REFERENCE = {"residual_median": 0.057, "residual_p90": 0.12, "seconds_100_epochs": 500.0}
+
+
+def fit_quality(model: CurveModel, targets: np.ndarray) -> dict:
+    """Converged fit residuals: batched LM from the encoder, and the best of 8 starts."""
+    one = model.fit(targets)
+    multi = model.fit(targets, n_starts=8, seed=0)
+    return {"residual_median": float(np.median(one.residual)), "residual_p90": float(np.percentile(one.residual, 90)),
+            "best_multistart_median": float(np.median(multi.residual)),
+            "best_multistart_p90": float(np.percentile(multi.residual, 90)),
+            "success_rate": float(one.success.mean())}
+
+
+def main(example_epochs: int, n_targets: int) -> dict:
+    family = get_family("beta")
+    targets, _ = family.sample(n_targets, seed=987_654)  # fresh: not the training seed
+
+    t = time.perf_counter()
+    summary = train(RunConfig(), WORK / "run", force=True)
+    curvae_seconds = time.perf_counter() - t
+    export_run(WORK / "run", WORK / "model", force=True)
+    model = CurveModel.load(WORK / "model")
+    ours = fit_quality(model, targets)
+    codes = model.encode(family.sample(5000, seed=55)[0])
+    ours.update(seconds=curvae_seconds, latent_mean=codes.mean(0).tolist(), latent_std=codes.std(0).tolist(),
+                epochs=summary["epochs"])
+
+    curves, _ = family.sample(5000, seed=0)
+    ex_model, per_epoch = train_example(curves, epochs=example_epochs)
+    example = {"epochs_timed": example_epochs, "seconds_per_epoch": float(np.median(per_epoch)),
+               "seconds_100_epochs": float(np.median(per_epoch) * 100)}
+    if example_epochs >= 100:
+        _, res, _, _ = nelder_mead_fit(ex_model.dec, targets[:300])
+        example.update(residual_median=float(np.median(res)), residual_p90=float(np.percentile(res, 90)),
+                       quality="measured")
+    else:
+        example.update({k: EXAMPLE_REFERENCE[k] for k in ("residual_median", "residual_p90")},
+                       quality="reference figures of a full 100-epoch run")
+    result = {"curvae": ours, "example": example, "speedup": example["seconds_100_epochs"] / curvae_seconds}
+    save("train", result)
+    return result
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--example-epochs", type=int, default=2)
+    ap.add_argument("--n-targets", type=int, default=2000)
+    r = main(**vars(ap.parse_args()))
+    print(f"curvae: {r['curvae']['seconds']:.1f}s, residual median {r['curvae']['residual_median']:.4f} "
+          f"p90 {r['curvae']['residual_p90']:.4f}; example: {r['example']['seconds_100_epochs']:.0f}s for 100 epochs; "
+          f"speed-up {r['speedup']:.1f}x")

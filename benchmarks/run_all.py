@@ -1,0 +1,68 @@
+"""Run every benchmark in one go and print the table of ratios.
+
+    make bench            # or: python benchmarks/run_all.py
+
+Each figure is measured side by side with its baseline in the same run;
+results land in benchmarks/results/{train,fit,runtime,summary}.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_fit  # noqa: E402
+import bench_runtime  # noqa: E402
+import bench_train  # noqa: E402
+from common import save, table  # noqa: E402
+
+
+def ok(flag: bool) -> str:
+    return "met" if flag else "MISSED"
+
+
+def main(example_epochs: int) -> str:
+    tr = bench_train.main(example_epochs=example_epochs, n_targets=2000)
+    fi = bench_fit.main(n_targets=10_000, n_nm=200)
+    rt = bench_runtime.main()
+    c, e = tr["curvae"], tr["example"]
+    db, d1, cs = rt["decode_batch"], rt["decode_one_row"], rt["cold_start"]
+    rows = [
+        ("train time (s)", f"{c['seconds']:.1f}", f"{e['seconds_100_epochs']:.0f} (example, 100 ep)",
+         f"1/{tr['speedup']:.0f}", f"<= 1/50: {ok(tr['speedup'] >= 50)}"),
+        ("fit residual median", f"{c['residual_median']:.4f}", f"{e['residual_median']:.4f}",
+         f"{c['residual_median'] / e['residual_median']:.2f}", f"<= 0.057: {ok(c['residual_median'] <= 0.057)}"),
+        ("fit residual p90", f"{c['residual_p90']:.4f}", f"{e['residual_p90']:.4f}",
+         f"{c['residual_p90'] / e['residual_p90']:.2f}", f"<= 0.12: {ok(c['residual_p90'] <= 0.12)}"),
+        ("latent mean / std", " ".join(f"{m:+.2f}/{s:.2f}" for m, s in zip(c["latent_mean"], c["latent_std"])),
+         "0 / 1", "", "within 0.15: " + ok(all(abs(m) <= 0.15 and abs(s - 1) <= 0.15
+                                                for m, s in zip(c["latent_mean"], c["latent_std"])))),
+        ("fit ms/target (10k)", f"{fi['curvae_lm']['ms_per_target']:.4f}",
+         f"{fi['example_nelder_mead']['ms_per_target']:.2f} (Nelder-Mead)", f"{fi['speedup']:.0f}x",
+         f">= 200x: {ok(fi['speedup'] >= 200)}"),
+        ("fit median vs best of 8 starts", f"{fi['curvae_lm']['residual_median']:.4f}",
+         f"{fi['best_multistart']['residual_median']:.4f}", f"{fi['median_vs_best']:+.2%}",
+         f"within 1%: {ok(fi['median_vs_best'] <= 0.01)}"),
+        ("decode 100k rows (s)", f"{db['ort_s']:.4f}", f"{db['torch_s']:.4f} (torch eager)", f"{db['speedup']:.2f}x",
+         f">= 3x: {ok(db['speedup'] >= 3)}"),
+        ("decode GFLOP/s", f"{db['ort_gflops']:.1f}", f"{db['matmul_gflops']['reference']:.1f} (numpy 2048² matmul)",
+         f"{db['fraction_of_matmul']:.0%}", f">= 60%: {ok(db['fraction_of_matmul'] >= 0.6)}"),
+        ("decode 1 row (µs)", f"{d1['ort_us']:.1f}", f"{d1['torch_us']:.1f} (torch eager)", f"{d1['ratio']:.2f}",
+         f"<= 0.5: {ok(d1['ratio'] <= 0.5)}"),
+        ("cold start (s)", f"{cs['runtime_s']:.3f}", f"{cs['import_torch_s']:.3f} (import torch)", f"{cs['ratio']:.2f}",
+         f"<= 0.15: {ok(cs['ratio'] <= 0.15)}"),
+        ("max RSS (MiB)", f"{rt['max_rss_mib']['runtime']:.0f}", f"{rt['max_rss_mib']['import_torch']:.0f} (import torch)",
+         f"{rt['max_rss_mib']['runtime'] / rt['max_rss_mib']['import_torch']:.2f}", "report"),
+    ]
+    text = table(rows)
+    save("summary", {"table": text, "rows": rows})
+    return text
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--example-epochs", type=int, default=2,
+                    help="epochs of the example loop to time (100 runs it whole and measures its quality)")
+    print(main(**vars(ap.parse_args())))
