@@ -78,7 +78,7 @@ def main() -> None:
 @click.option("--n-curves", default=5000, show_default=True, type=int, help="Curves drawn from the family.")
 @click.option("--epochs", default=400, show_default=True, type=int)
 @click.option("--batch-size", default=128, show_default=True, type=int)
-@click.option("--lr", default=5e-3, show_default=True, type=float, help="Peak learning rate (Adam).")
+@click.option("--lr", default=1e-2, show_default=True, type=float, help="Peak learning rate (Adam).")
 @click.option("--lr-final", default=5e-5, show_default=True, type=float, help="Learning rate at the last step.")
 @click.option("--warmup-epochs", default=3, show_default=True, type=int)
 @click.option("--beta", default=1.0, show_default=True, type=float, help="Weight of the KL term.")
@@ -228,9 +228,7 @@ def sample(model, n, seed, out, providers, force) -> None:
 @_providers_option
 @_force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, force) -> None:
-    """Fit latent codes to target curves; writes z, residual, success, nfev, x_hat."""
-    import numpy as np
-
+    """Fit latent codes to target curves; writes z, residual, success, nfev, message, x_hat."""
     from curvae.runtime.files import fit_file
 
     bar = None
@@ -249,9 +247,8 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    q = res.residual
-    click.echo(f"wrote {out}: {q.size} fits, {int(res.success.sum())} succeeded; residual median "
-               f"{np.median(q):.4g}, p90 {np.percentile(q, 90):.4g}")
+    click.echo(f"wrote {out}: {res['n']} fits, {res['n_success']} succeeded; residual median "
+               f"{res['residual_median']:.4g}, p90 {res['residual_p90']:.4g}")
 
 
 @main.command()

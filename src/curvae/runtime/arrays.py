@@ -22,6 +22,7 @@ def as_matrix(
     col_name: str = "columns",
     min_rows: int = 1,
     min_cols: int = 1,
+    row_offset: int = 0,
 ) -> NDArray[np.float32]:
     """Return ``values`` as a finite float32 matrix, or raise :class:`InputError`.
 
@@ -37,6 +38,8 @@ def as_matrix(
         What a column is, used in messages (``"points"``, ``"latent dims"``).
     min_rows, min_cols : int
         Smallest accepted number of rows and columns.
+    row_offset : int
+        Added to row numbers in messages, for chunks of a larger array.
 
     Returns
     -------
@@ -66,14 +69,14 @@ def as_matrix(
         if big.any():
             r, c = np.argwhere(big)[0]
             raise InputError(
-                f"{name}[{r}, {c}] = {arr[r, c].item()!r} overflows float32 (|x| > {_F32_MAX:.3g}); rescale the data"
+                f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} overflows float32 (|x| > {_F32_MAX:.3g}); rescale the data"
             )
     out = np.ascontiguousarray(arr, dtype=np.float32)
     bad = ~np.isfinite(out)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise InputError(
-            f"{name}[{r}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
+            f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
             "curvae needs finite values: drop or repair those rows"
         )
     return out

@@ -60,6 +60,49 @@ def save_npz(path: str | os.PathLike[str], **arrays: np.ndarray) -> None:
     write_bytes(path, buf.getvalue())
 
 
+class NpzStreamWriter:
+    """Build an ``.npz`` from arrays appended chunk by chunk, with bounded memory.
+
+    Each array is written as a ``.npy`` part (header, then rows appended in
+    order) in a temporary folder; :meth:`commit` streams the parts into the
+    zip beside ``path`` and renames it into place.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], specs: dict[str, tuple[tuple[int, ...], str]]) -> None:
+        self.path = Path(path)
+        self._dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".parts", dir=self.path.parent))
+        self._files = {}
+        for name, (shape, dtype) in specs.items():
+            fh = open(self._dir / f"{name}.npy", "wb")  # noqa: SIM115 - closed in commit/discard
+            np.lib.format.write_array_header_2_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                      "fortran_order": False, "shape": shape})
+            self._files[name] = (fh, np.dtype(dtype))
+
+    def append(self, name: str, rows: np.ndarray) -> None:
+        """Append rows to array ``name`` (rows must arrive in order)."""
+        fh, dtype = self._files[name]
+        fh.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
+
+    def commit(self) -> None:
+        """Write the zip beside ``path`` and rename it into place."""
+        import zipfile
+
+        for fh, _ in self._files.values():
+            fh.close()
+        tmp = self._dir / "out.npz"
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name in self._files:
+                zf.write(self._dir / f"{name}.npy", arcname=f"{name}.npy")
+        os.replace(tmp, self.path)
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove the temporary parts (on failure, or after commit)."""
+        for fh, _ in self._files.values():
+            fh.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
 def check_can_write(path: str | os.PathLike[str], *, force: bool) -> None:
     """Refuse to replace an existing path unless ``force`` is set."""
     path = Path(path)

@@ -104,6 +104,61 @@ def load_curves(
     return CurveFile(curves=curves, grid=grid)
 
 
+class CurveSource:
+    """Rows of a curve file, read chunk by chunk.
+
+    A ``.npy`` is read with plain file reads at computed offsets, so neither
+    the file nor a memory map of it is ever resident as a whole; other
+    formats are small enough to load. Values are checked per chunk by the
+    caller (:func:`curvae.runtime.arrays.as_matrix`).
+    """
+
+    def __init__(self, array: np.ndarray | None = None, *, path: Path | None = None,
+                 shape: tuple[int, int] = (0, 0), dtype: np.dtype | None = None, offset: int = 0) -> None:
+        self._array, self._path, self._dtype, self._offset = array, path, dtype, offset
+        self.shape = array.shape if array is not None else shape
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` as an array of shape (stop - start, n_points)."""
+        if self._array is not None:
+            return self._array[start:stop]
+        stop = min(stop, self.shape[0])
+        cols, item = self.shape[1], self._dtype.itemsize
+        with open(self._path, "rb") as fh:
+            fh.seek(self._offset + start * cols * item)
+            data = np.fromfile(fh, dtype=self._dtype, count=(stop - start) * cols)
+        return data.reshape(stop - start, cols)
+
+
+def open_curves(path: str | os.PathLike[str], *, n_points: int | None = None) -> CurveSource:
+    """Open curves for chunked reading, with bounded memory for ``.npy`` files.
+
+    Only the shape and dtype are checked here; an invalid or unusual file
+    (object dtype, Fortran order, wrong shape) goes through :func:`load_curves`,
+    whose error says what is wrong.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".npy" and p.is_file() and p.stat().st_size > 0:
+        try:
+            with open(p, "rb") as fh:
+                version = np.lib.format.read_magic(fh)
+                reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                          (2, 0): np.lib.format.read_array_header_2_0}[version]
+                shape, fortran, dtype = reader(fh)  # refuses object dtypes without unpickling
+                offset = fh.tell()
+        except (ValueError, OSError, KeyError):
+            shape, fortran, dtype = (), True, np.dtype(object)
+        ok = (dtype.kind in "fiu" and not dtype.hasobject and len(shape) == 2 and not fortran
+              and shape[0] >= 1 and shape[1] >= 2 and (n_points is None or shape[1] == n_points)
+              and p.stat().st_size >= offset + shape[0] * shape[1] * dtype.itemsize)
+        if ok:
+            return CurveSource(path=p, shape=(int(shape[0]), int(shape[1])), dtype=dtype, offset=offset)
+    return CurveSource(load_curves(p, n_points=n_points).curves)
+
+
 def _load_npy(p: Path) -> np.ndarray:
     try:
         return np.load(p, allow_pickle=False)

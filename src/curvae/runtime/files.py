@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from curvae.runtime.atomic import check_can_write, save_npy, save_npz
-from curvae.runtime.curves_io import load_curves
+from curvae.runtime.arrays import as_matrix
+from curvae.runtime.atomic import NpzStreamWriter, check_can_write, save_npy
+from curvae.runtime.curves_io import load_curves, open_curves
 from curvae.runtime.errors import InputError
-from curvae.runtime.fit import FitResult
 from curvae.runtime.model import CurveModel
 from curvae.runtime.providers import available_providers
 
@@ -56,23 +56,47 @@ def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = 
 
 
 def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
-             chunk: int = 4096, progress: Callable[[int, int], None] | None = None, **fit_kw: Any) -> FitResult:
-    """Fit every target in ``targets`` and save ``z``, ``residual``, ``success``, ``nfev``, ``x_hat`` as ``.npz``.
+             chunk: int = 4096, progress: Callable[[int, int], None] | None = None,
+             **fit_kw: Any) -> dict[str, float]:
+    """Fit every target in ``targets`` and save ``z``, ``residual``, ``success``, ``nfev``, ``message`` and
+    ``x_hat`` as ``.npz``.
 
-    Targets are fitted in chunks of ``chunk`` rows; ``progress(done, total)``
-    is called after each chunk.
+    Targets stream in chunks of ``chunk`` rows (a ``.npy`` is memory-mapped)
+    and results go to disk chunk by chunk, so memory stays bounded however
+    many targets there are. ``progress(done, total)`` is called after each
+    chunk.
+
+    Returns
+    -------
+    dict
+        ``n``, ``n_success``, ``residual_median`` and ``residual_p90``.
     """
     dest = _check_out(out, ".npz", force)
-    t = load_curves(targets, n_points=model.n_points).curves
-    parts = []
-    for i in range(0, t.shape[0], chunk):
-        parts.append(model.fit(t[i:i + chunk], **fit_kw))
-        if progress is not None:
-            progress(min(i + chunk, t.shape[0]), t.shape[0])
-    res = FitResult(*(np.concatenate([getattr(p, f) for p in parts]) for f in FitResult.__dataclass_fields__))
-    save_npz(dest, z=res.z, residual=res.residual, success=res.success, nfev=res.nfev, x_hat=res.x_hat,
-             message=res.message.astype("U"))
-    return res
+    if not isinstance(chunk, int) or chunk < 1:
+        raise InputError(f"chunk={chunk!r} must be a positive integer")
+    source = open_curves(targets, n_points=model.n_points)
+    n, d, p = source.shape[0], model.latent_dim, model.n_points
+    writer = NpzStreamWriter(dest, {"z": ((n, d), "float32"), "residual": ((n,), "float64"),
+                                    "success": ((n,), "bool"), "nfev": ((n,), "int64"),
+                                    "message": ((n,), "U64"), "x_hat": ((n, p), "float32")})
+    residuals, n_success = [], 0
+    try:
+        for i in range(0, n, chunk):
+            rows = as_matrix(source.read(i, i + chunk), name="targets", n_cols=p, col_name="points", row_offset=i)
+            res = model.fit(rows, **fit_kw)
+            for name in ("z", "residual", "success", "nfev", "message", "x_hat"):
+                writer.append(name, getattr(res, name))
+            residuals.append(res.residual)
+            n_success += int(res.success.sum())
+            if progress is not None:
+                progress(min(i + chunk, n), n)
+        writer.commit()
+    except BaseException:
+        writer.discard()
+        raise
+    residual = np.concatenate(residuals)  # (n,) float64: 8 MB per million targets
+    return {"n": n, "n_success": n_success, "residual_median": float(np.median(residual)),
+            "residual_p90": float(np.percentile(residual, 90))}
 
 
 def describe(model: CurveModel) -> dict[str, Any]:

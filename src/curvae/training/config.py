@@ -78,7 +78,7 @@ class TrainConfig(_Config):
 
     epochs: int = 400
     batch_size: int = 128
-    lr: float = 5e-3
+    lr: float = 1e-2
     lr_final: float = 5e-5
     warmup_epochs: int = 3
     beta: float = 1.0
