@@ -8,7 +8,7 @@ from curvae.export import ExportConfig, ExportResult, ParityRow, export_bundle, 
 from curvae.runtime.bundle import read_bundle
 from curvae.runtime.errors import BundleError
 from curvae.runtime.providers import available_providers
-from curvae.training.model import DecoderGraph, EncoderGraph
+from curvae.training.model import DecoderGraph, EncoderGraph, FoldedDecoder, FoldedEncoder
 from curvae.training.run import load_run
 
 
@@ -28,9 +28,12 @@ def export_run(
         "latent_mean": s.get("latent_mean"), "latent_std": s.get("latent_std"),
         "config": r.config.to_dict(),
     }
-    return export_bundle(EncoderGraph(r.model), DecoderGraph(r.model), out, n_points=r.config.model.n_points,
+    # The graphs carry the standardisation folded into their first/last layers; parity is
+    # checked against the run's model as trained.
+    return export_bundle(FoldedEncoder(r.model), FoldedDecoder(r.model), out, n_points=r.config.model.n_points,
                          latent_dim=r.config.model.latent_dim, grid=s["grid"], family=s["family"],
-                         run_id=s["run_id"], training=training, config=config, force=force)
+                         run_id=s["run_id"], training=training, config=config, force=force,
+                         reference=(EncoderGraph(r.model), DecoderGraph(r.model)))
 
 
 def check_against_run(

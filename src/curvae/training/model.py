@@ -81,6 +81,52 @@ class DecoderGraph(nn.Module):
         return self.vae.decode(z)
 
 
+def _folded_linear(layer: nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -> nn.Linear:
+    out = nn.Linear(layer.in_features, layer.out_features)
+    with torch.no_grad():
+        out.weight.copy_(weight.float())
+        out.bias.copy_(bias.float())
+    return out
+
+
+class FoldedEncoder(nn.Module):
+    """``EncoderGraph`` with the input standardisation folded into the first layer.
+
+    ``W·((x − m)/s) + b = (W/s)·x + (b − W·(m/s))``: one Gemm instead of a
+    Sub, a Div and a Gemm. Folded in float64, then cast to float32.
+    """
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        first = vae.encoder[0]
+        w, b = first.weight.double(), first.bias.double()
+        m, s = vae.x_mean.double(), vae.x_std.double()
+        layers = [_folded_linear(first, w / s, b - w @ (m / s)), *[layer for layer in list(vae.encoder)[1:]]]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        mu, logvar = self.net(x).chunk(2, dim=1)
+        return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
+
+
+class FoldedDecoder(nn.Module):
+    """``DecoderGraph`` with the output de-standardisation folded into the last layer.
+
+    ``(W·h + b)·s + m = (s·W)·h + (s·b + m)``: one Gemm instead of a Gemm, a
+    Mul and an Add over the whole output.
+    """
+
+    def __init__(self, vae: VAE) -> None:
+        super().__init__()
+        last = vae.decoder[-1]
+        w, b = last.weight.double(), last.bias.double()
+        m, s = vae.x_mean.double(), vae.x_std.double()
+        self.net = nn.Sequential(*list(vae.decoder)[:-1], _folded_linear(last, s[:, None] * w, s * b + m))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
 def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
     """Per-batch means of the sum of squared errors and of the KL to N(0, I)."""
     sse = (x_hat - x).pow(2).sum(1).mean()

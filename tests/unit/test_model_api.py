@@ -1,0 +1,71 @@
+"""CurveModel's public API: shapes, chunking, seeding and errors for user mistakes."""
+
+import numpy as np
+import pytest
+
+from curvae.runtime import CurveModel, InputError
+from curvae.runtime import model as model_mod
+
+
+@pytest.fixture(scope="module")
+def model(bundle_dir):
+    return CurveModel.load(bundle_dir, providers="cpu")
+
+
+def test_chunked_calls_equal_single_calls(model, beta_targets, monkeypatch):
+    z = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
+    whole_dec, whole_enc = model.decode(z), model.encode_with_noise(beta_targets, np.ones((64, 2), np.float32))
+    monkeypatch.setattr(model_mod, "CHUNK_ROWS", 7)
+    np.testing.assert_array_equal(model.decode(z), whole_dec)
+    for a, b in zip(model.encode_with_noise(beta_targets, np.ones((64, 2), np.float32)), whole_enc):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_sample_is_seeded_and_accepts_a_generator(model):
+    np.testing.assert_array_equal(model.sample(4, seed=1), model.sample(4, seed=1))
+    g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
+    np.testing.assert_array_equal(model.sample(3, seed=g1), model.sample(3, seed=g2))
+
+
+def test_integer_and_float64_inputs_are_cast(model):
+    z64 = np.zeros((2, 2))
+    np.testing.assert_array_equal(model.decode(z64), model.decode(z64.astype(np.float32)))
+    assert model.decode(np.zeros((1, 2), dtype=np.int64)).dtype == np.float32
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.decode(np.zeros((2, 3))), "z has 3 latent dims per row; this model needs 2"),
+    (lambda m: m.decode(np.zeros((0, 2))), "z has 0 rows; at least 1 are needed"),
+    (lambda m: m.decode(np.zeros(2)), r"z has shape \(2,\); it must be 2-D"),
+    (lambda m: m.encode(np.full((1, 100), np.nan)), r"curves\[0, 0\] = nan is not finite"),
+    (lambda m: m.encode(np.zeros((1, 100), dtype=complex)), "dtype complex128"),
+    (lambda m: m.encode(np.zeros((1, 100), dtype=bool)), "dtype bool"),
+    (lambda m: m.encode(np.zeros((1, 100), dtype=object)), "dtype object"),
+    (lambda m: m.encode([[1, 2], [3]]), "could not be read as an array"),
+    (lambda m: m.sample(0), "n=0 must be a positive integer"),
+    (lambda m: m.sample(2.5), "n=2.5 must be a positive integer"),
+    (lambda m: m.fit(np.zeros((1, 100)), method="bfgs"), "method='bfgs' is not a fit method"),
+    (lambda m: m.fit(np.zeros((1, 100)), init="random"), "init='random' is not supported"),
+    (lambda m: m.fit(np.zeros((1, 100)), n_starts=0), "n_starts=0 must be a positive integer"),
+    (lambda m: m.fit(np.zeros((1, 100)), prior_weight=-1.0), "prior_weight=-1.0 must be finite and >= 0"),
+    (lambda m: m.fit(np.zeros((1, 100)), bound=0.0), "bound=0.0 must be a positive finite number"),
+    (lambda m: m.encode_with_noise(np.zeros((2, 100)), np.zeros((3, 2))), "eps has 3 rows but curves has 2"),
+])
+def test_user_mistakes_raise_curvae_errors(model, call, match):
+    with pytest.raises(InputError, match=match):
+        call(model)
+
+
+def test_multistart_never_worse_than_single_start(model, beta_targets):
+    one = model.fit(beta_targets)
+    many = model.fit(beta_targets, n_starts=4, seed=0)
+    assert (many.residual <= one.residual + 1e-6).all()
+    assert many.z.shape == (64, 2) and many.nfev.min() > one.nfev.min()
+
+
+def test_fit_beats_the_encoder_alone(model, beta_targets):
+    mu = model.encode(beta_targets)
+    before = np.linalg.norm(model.decode(mu) - beta_targets, axis=1)
+    fit = model.fit(beta_targets)
+    assert fit.success.all()
+    assert (fit.residual <= before + 1e-5).all() and fit.residual.mean() < before.mean()
