@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import save  # noqa: E402
+from common import PEAK_RSS, save  # noqa: E402
 from example_loop import nelder_mead_fit  # noqa: E402
 
 from curvae.runtime import CurveModel  # noqa: E402
@@ -25,37 +25,42 @@ from curvae.training.run import load_run  # noqa: E402
 
 WORK = Path(__file__).parent / "results" / "work"
 
-STREAM = """
-import resource, sys, time, numpy as np
-from curvae.runtime import CurveModel
-from curvae.runtime.files import fit_file
+MAKE_TARGETS = """
+import sys, numpy as np
 from curvae.training.families import get_family
-model = CurveModel.load(sys.argv[1])
-rows, path = int(sys.argv[2]), sys.argv[3]
-mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, model.n_points))
+rows, path = int(sys.argv[1]), sys.argv[2]
+mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, 100))
 for i in range(0, rows, 50_000):
     mm[i:i + 50_000] = get_family("beta").sample(min(50_000, rows - i), seed=i)[0]
-mm.flush(); del mm
+mm.flush()
+"""
+
+STREAM = """
+import sys, time, numpy as np
+from curvae.runtime import CurveModel
+from curvae.runtime.files import fit_file
+""" + PEAK_RSS + """
+model = CurveModel.load(sys.argv[1])
 model.fit(np.zeros((8, model.n_points), np.float32))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_rss_mib()
 t = time.perf_counter()
-out = fit_file(model, path, path + ".fit.npz")
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, time.perf_counter() - t, out["residual_median"])
+out = fit_file(model, sys.argv[2], sys.argv[2] + ".fit.npz")
+print(before, peak_rss_mib(), time.perf_counter() - t, out["residual_median"])
 """
 
 
 def stream(rows: int) -> dict:
-    """Fit a memory-mapped .npy of ``rows`` targets through the streaming path; peak RSS growth."""
+    """Fit a .npy of ``rows`` targets through the streaming path, in a fresh process; its peak RSS."""
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = subprocess.run([sys.executable, "-c", STREAM, str(WORK / "model"), str(rows), f"{tmp}/t.npy"],
+        subprocess.run([sys.executable, "-c", MAKE_TARGETS, str(rows), f"{tmp}/t.npy"], check=True)
+        out = subprocess.run([sys.executable, "-c", STREAM, str(WORK / "model"), f"{tmp}/t.npy"],
                              capture_output=True, text=True, check=True).stdout.split()
-    before, after, seconds, median = int(out[0]), int(out[1]), float(out[2]), float(out[3])
-    return {"rows": rows, "input_mib": rows * 400 / 2**20, "rss_before_mib": before / 1024,
-            "rss_peak_mib": after / 1024, "rss_growth_mib": (after - before) / 1024, "seconds": seconds,
-            "residual_median": median}
+    before, after, seconds, median = float(out[0]), float(out[1]), float(out[2]), float(out[3])
+    return {"rows": rows, "input_mib": rows * 400 / 2**20, "rss_before_mib": before, "rss_peak_mib": after,
+            "rss_growth_mib": after - before, "seconds": seconds, "residual_median": median}
 
 
 def main(n_targets: int, n_nm: int, stream_rows: int = 1_000_000) -> dict:

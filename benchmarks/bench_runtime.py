@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import best_of, median_of, run_python, save  # noqa: E402
+from common import PEAK_RSS, best_of, median_of, run_python, save  # noqa: E402
 
 WORK = Path(__file__).parent / "results" / "work"
 BATCH = 100_000
@@ -37,8 +37,8 @@ from curvae.runtime import CurveModel
 m = CurveModel.load({path!r})
 m.decode(np.zeros((1, m.latent_dim), np.float32))
 elapsed = time.perf_counter() - t
-import resource
-print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""" + PEAK_RSS + """
+print(elapsed, peak_rss_mib())
 """
 
 COLD_TORCH = """
@@ -46,8 +46,8 @@ import time
 t = time.perf_counter()
 import torch
 elapsed = time.perf_counter() - t
-import resource
-print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""" + PEAK_RSS + """
+print(elapsed, peak_rss_mib())
 """
 
 
@@ -99,7 +99,7 @@ def main() -> dict:
                          "ort_gflops": gflops, "matmul_gflops": mm, "fraction_of_matmul": gflops / mm["reference"]},
         "decode_one_row": {"ort_us": 1e6 * ort_one, "torch_us": 1e6 * torch_one, "ratio": ort_one / torch_one},
         "cold_start": {"runtime_s": cold_rt[0], "import_torch_s": cold_torch[0], "ratio": cold_rt[0] / cold_torch[0]},
-        "max_rss_mib": {"runtime": cold_rt[1] / 1024, "import_torch": cold_torch[1] / 1024},
+        "peak_rss_mib": {"runtime_load_and_decode": cold_rt[1], "import_torch": cold_torch[1]},
         "providers": model.providers["decoder"],
     }
     save("runtime", result)

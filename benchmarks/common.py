@@ -67,6 +67,15 @@ def run_python(code: str, env: dict | None = None) -> str:
     return out.stdout.strip()
 
 
+PEAK_RSS = """
+def peak_rss_mib():
+    # VmHWM is this process's own peak; ru_maxrss would carry the parent's across exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+"""
+
+
 def save(name: str, payload: dict) -> Path:
     """Write ``benchmarks/results/<name>.json`` with the machine description."""
     RESULTS.mkdir(parents=True, exist_ok=True)

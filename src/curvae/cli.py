@@ -136,9 +136,11 @@ def export(run, out, opset, atol, rtol, force) -> None:
 @_providers_option
 def check(model, run, providers) -> None:
     """Verify a bundle's integrity; with --run, its parity on every provider."""
+    from curvae.runtime.bundle import full_check
+
     m = _load(model, providers)
-    click.echo(f"bundle {model}: manifest, file set and sha256 OK; sessions open on "
-               f"{', '.join(sorted({p[0] for p in m.providers.values()}))}")
+    click.echo(f"bundle {model}: manifest, file set, sha256, opsets and run ids OK; {full_check(model)}; "
+               f"sessions open on {', '.join(sorted({p[0] for p in m.providers.values()}))}")
     if run:
         from curvae.export.parity import format_table
         from curvae.training.export_run import check_against_run

@@ -11,11 +11,8 @@ from collections.abc import Iterator
 import onnx
 import torch
 
+from curvae.runtime.bundle import RANDOM_OPS
 from curvae.runtime.errors import ExportError
-
-#: Ops that draw random numbers; a bundle must contain none of them.
-RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-                        "Multinomial", "Bernoulli", "Dropout"})
 
 EXPORT_BATCH = 3  # >= 2 so the exporter keeps the batch dimension symbolic
 

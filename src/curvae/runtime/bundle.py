@@ -15,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from curvae.runtime.errors import BundleError
+from curvae.runtime.onnx_scan import scan_model
+
+#: Ops that draw random numbers; a bundle must contain none of them.
+RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+                        "Multinomial", "Bernoulli", "Dropout"})
 
 FORMAT_VERSION = "1.0"
 MANIFEST_FILE = "manifest.json"
@@ -167,5 +172,42 @@ def read_bundle(bundle: str | os.PathLike[str]) -> tuple[Manifest, bytes, bytes]
                 f"{info.file} has sha256 {digest[:12]}… but the manifest says {info.sha256[:12]}…; "
                 "the file is corrupt or was replaced: re-export the bundle"
             )
+        vet_graph(data, manifest, name=info.file)
         blobs.append(data)
     return manifest, blobs[0], blobs[1]
+
+
+def vet_graph(data: bytes, manifest: Manifest, *, name: str) -> None:
+    """Refuse a graph whose opset or IR version disagrees with the manifest, that uses
+    external data (a path outside the bundle could be read) or that contains random ops."""
+    facts = scan_model(data, name=name)
+    if facts.external_data:
+        raise BundleError(f"{name} references external data files; bundles hold self-contained graphs only "
+                          "(external paths could point outside the bundle): re-export the bundle")
+    opset = facts.opsets.get("", 0)
+    if opset != manifest.opset or facts.ir_version != manifest.ir_version:
+        raise BundleError(f"{name} has opset {opset} and IR version {facts.ir_version} but the manifest says "
+                          f"{manifest.opset} and {manifest.ir_version}; the graph was replaced: re-export the bundle")
+    bad = sorted(facts.op_types & RANDOM_OPS)
+    if bad:
+        raise BundleError(f"{name} contains random ops {bad}; curvae graphs take noise as the explicit 'eps' "
+                          "input: re-export the bundle with curvae export")
+
+
+def full_check(bundle: str | os.PathLike[str]) -> str:
+    """Run ``onnx.checker`` (full check) on both graphs when the onnx package is installed.
+
+    Returns what was done, for reporting; raises :class:`BundleError` on failure.
+    """
+    try:
+        import onnx
+    except ImportError:
+        return "onnx.checker skipped (the onnx package is not installed)"
+    manifest, enc, dec = read_bundle(bundle)
+    for info, data in ((manifest.encoder, enc), (manifest.decoder, dec)):
+        try:
+            onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+        except Exception as exc:  # onnx raises ValidationError, InferenceError, DecodeError...
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(f"{info.file} fails onnx.checker ({first}); re-export the bundle") from None
+    return f"onnx.checker full check passed (onnx {onnx.__version__})"

@@ -47,8 +47,9 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
-    """Yield (field number, wire type, value) of one message."""
+def _fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | memoryview]]:
+    """Yield (field number, wire type, value) of one message; nested values are zero-copy views."""
+    buf = memoryview(buf)
     pos = 0
     while pos < len(buf):
         key, pos = _varint(buf, pos)

@@ -16,6 +16,8 @@ def make_session(
     *,
     threads: int | None = None,
     name: str = "graph",
+    opset: int | None = None,
+    ir_version: int | None = None,
 ) -> ort.InferenceSession:
     """Open one onnxruntime session over verified graph bytes.
 
@@ -29,6 +31,8 @@ def make_session(
         Intra-op threads; None lets onnxruntime choose.
     name : str
         Graph name used in error messages.
+    opset, ir_version : int, optional
+        The graph's versions, named in the error when onnxruntime cannot load it.
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -40,5 +44,6 @@ def make_session(
         return ort.InferenceSession(model, sess_options=opts, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BundleError(f"onnxruntime cannot load the {name} graph ({first}); re-export the bundle "
-                          "or upgrade onnxruntime") from None
+        versions = f" (opset {opset}, IR version {ir_version})" if opset is not None else ""
+        raise BundleError(f"onnxruntime {ort.__version__} cannot load the {name} graph{versions}: {first[:300]}; "
+                          "upgrade onnxruntime or re-export with a lower --opset") from None
