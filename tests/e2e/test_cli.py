@@ -45,7 +45,8 @@ def test_train_export_encode_decode_sample_fit(tmp_path, beta_targets):
     assert {p.name for p in model.iterdir()} == {"manifest.json", "encoder.onnx", "decoder.onnx"}
 
     res = invoke("check", model, "--run", run)
-    assert "sha256 OK" in res.output and "parity OK" in res.output and "CPUExecutionProvider" in res.output
+    assert "sha256, opsets and run ids OK" in res.output and "onnx.checker full check passed" in res.output
+    assert "parity OK" in res.output and "CPUExecutionProvider" in res.output
 
     res = invoke("info", model, "--json")
     info = json.loads(res.output)
