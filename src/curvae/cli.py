@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
 
 from curvae import __version__
 from curvae.runtime.errors import CurvaeError
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
 
 PROVIDERS_HELP = "Execution providers: 'auto' (all available, best first) or a comma list such as 'cuda,cpu'."
 _TRAIN_HINT = "this command needs the training extra: pip install 'curvae[train]'"
@@ -19,6 +25,9 @@ class _Group(click.Group):
     """Turns curvae errors into one line on stderr and exit code 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        # SIGTERM unwinds like Ctrl-C, so temporary outputs are removed and runs keep their last epoch.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             return super().invoke(ctx)
         except CurvaeError as exc:
@@ -48,19 +57,23 @@ def _force_option(f):
     return click.option("--force", is_flag=True, help="Replace --out if it exists.")(f)
 
 
-def _epoch_printer(total: int):
-    """A click progress bar fed by the training loop's per-epoch callback, opened at the first epoch."""
+def _epoch_printer(total: int, start: int | None = 0):
+    """A click progress bar fed by the training loop's per-epoch callback, opened at the first epoch.
+
+    ``start=None`` takes the first reported epoch as the starting point (resume).
+    """
     bar = None
 
     def on_epoch(row: dict) -> None:
         nonlocal bar
         if bar is None:
-            bar = click.progressbar(length=total, label="training", file=sys.stderr, show_pos=True,
-                                    item_show_func=lambda r: r and f"recon {r['recon']:.4f} kl {r['kl']:.3f} "
-                                                                   f"held-out {r['val_recon']:.4f}")
+            first = row["epoch"] - 1 if start is None else start
+            bar = click.progressbar(length=total - first, label="training", file=sys.stderr, show_pos=True,
+                                    item_show_func=lambda r: r and f"epoch {r['epoch']} recon {r['recon']:.4f} "
+                                                                   f"kl {r['kl']:.3f} held-out {r['val_recon']:.4f}")
             bar.__enter__()
         bar.update(1, row)
-        if row["epoch"] == total:
+        if bar.pos >= bar.length:
             bar.__exit__(None, None, None)
 
     return on_epoch
@@ -86,29 +99,47 @@ def main() -> None:
 @click.option("--latent-dim", default=2, show_default=True, type=int)
 @click.option("--hidden", default=256, show_default=True, type=int)
 @click.option("--depth", default=1, show_default=True, type=int, help="Hidden layers in encoder and decoder.")
+@click.option("--activation", default="relu", show_default=True, type=click.Choice(["relu", "silu", "tanh", "elu"]))
 @click.option("--val-fraction", default=0.1, show_default=True, type=float)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (required unless --resume).")
+@click.option("--resume", "resume_run", type=click.Path(file_okay=False),
+              help="Continue this stopped, interrupted or failed run from its checkpoint (its own config is used).")
+@click.option("--stop-after", type=click.IntRange(min=1), help="Stop after this epoch; --resume continues it.")
 @_force_option
 def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epochs, beta, kl_warmup_epochs,
-          latent_dim, hidden, depth, val_fraction, device, seed, out, force) -> None:
-    """Train a VAE on a curve family or your own curves."""
+          latent_dim, hidden, depth, activation, val_fraction, device, seed, out, resume_run, stop_after,
+          force) -> None:
+    """Train a VAE on a curve family or your own curves, or resume a run."""
     from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-    from curvae.training.loop import train as train_run
+    from curvae.training.loop import resume, train as train_run
 
+    if resume_run:
+        from curvae.training.run import load_checkpoint
+
+        total = load_checkpoint(resume_run).config.train.epochs
+        s = resume(resume_run, out=out, on_epoch=_epoch_printer(total, start=None), stop_after=stop_after)
+        _print_run(out or resume_run, s)
+        return
+    if not out:
+        raise click.UsageError("--out is required (or pass --resume RUN)")
     cfg = RunConfig(
         data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction),
-        model=ModelConfig(latent_dim=latent_dim, hidden=hidden, depth=depth),
+        model=ModelConfig(latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           warmup_epochs=warmup_epochs, beta=beta, kl_warmup_epochs=kl_warmup_epochs,
                           device=device, seed=seed),
     )
-    s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(epochs))
+    s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(stop_after or epochs), stop_after=stop_after)
+    _print_run(out, s)
+
+
+def _print_run(out: str, s: dict) -> None:
     f = s["final"]
-    click.echo(f"run {out}: {s['n_train']} train / {s['n_val']} held-out curves, {s['epochs']} epochs on "
-               f"{s['device']} in {s['seconds']:.1f}s; recon {f['recon']:.4f}, KL {f['kl']:.3f}, "
-               f"held-out SSE {f['val_recon']:.4f} (RMSE {f['val_rmse']:.4f})")
+    click.echo(f"run {out} ({s['status']}): {s['n_train']} train / {s['n_val']} held-out curves, "
+               f"{s['epochs_done']} of {s['epochs']} epochs on {s['device']} in {s['seconds']:.1f}s; "
+               f"recon {f['recon']:.4f}, KL {f['kl']:.3f}, held-out SSE {f['val_recon']:.4f} (RMSE {f['val_rmse']:.4f})")
 
 
 @main.command()

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from curvae.cli import main
 
-RUN_FILES = {"config.json", "weights.pt", "history.json", "summary.json"}
+RUN_FILES = {"config.json", "weights.pt", "checkpoint.pt", "history.json", "summary.json"}
 
 
 def invoke(*args: str, ok: bool = True):

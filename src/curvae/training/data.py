@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,12 +24,15 @@ class Dataset:
     grid : ndarray of shape (n_points,)
     family : dict
         Manifest description of where the curves came from.
+    sha256 : str
+        Hash of all curves (before the split), to check a resume uses the same data.
     """
 
     train: NDArray[np.float32]
     val: NDArray[np.float32]
     grid: NDArray[np.float64]
     family: dict[str, Any]
+    sha256: str
 
 
 def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
@@ -50,4 +54,5 @@ def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
         grid = fam.grid()
         family = fam.to_dict()
     n_val = max(1, int(round(cfg.val_fraction * curves.shape[0])))
-    return Dataset(train=curves[n_val:], val=curves[:n_val], grid=grid, family=family)
+    digest = hashlib.sha256(np.ascontiguousarray(curves).tobytes()).hexdigest()
+    return Dataset(train=curves[n_val:], val=curves[:n_val], grid=grid, family=family, sha256=digest)

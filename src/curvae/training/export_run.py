@@ -6,7 +6,7 @@ import os
 
 from curvae.export import ExportConfig, ExportResult, ParityRow, export_bundle, run_parity
 from curvae.runtime.bundle import read_bundle
-from curvae.runtime.errors import BundleError
+from curvae.runtime.errors import BundleError, RunError
 from curvae.runtime.providers import available_providers
 from curvae.training.model import DecoderGraph, EncoderGraph, FoldedDecoder, FoldedEncoder
 from curvae.training.run import load_run
@@ -22,6 +22,9 @@ def export_run(
     """Export the run folder ``run`` as the bundle ``out`` (see :func:`curvae.export.export_bundle`)."""
     r = load_run(run)
     s = r.summary
+    if s.get("status", "complete") != "complete":
+        raise RunError(f"run {str(run)!r} is not complete ({s.get('status')}); finish it with "
+                       f"`curvae train --resume {run}` before exporting")
     training = {
         "epochs": s.get("epochs"), "n_train": s.get("n_train"), "n_val": s.get("n_val"),
         "final": s.get("final"), "seconds": s.get("seconds"), "device": s.get("device"),

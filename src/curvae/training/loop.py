@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import io
 import math
 import os
 import time
@@ -15,7 +17,7 @@ import torch
 from curvae import __version__
 from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.runtime.errors import TrainingError
-from curvae.training.config import RunConfig
+from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
 from curvae.training.model import VAE, vae_loss
 from curvae.training.run import weights_bytes
@@ -40,12 +42,167 @@ def lr_factor(step: int, *, total: int, warmup: int, final_ratio: float) -> floa
     return final_ratio ** (min(step - warmup, span) / span)
 
 
+class _Trainer:
+    """Everything a run needs between epochs: data, model, optimiser, noise generator, schedule."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        tc = cfg.train
+        if tc.lr_final > tc.lr:
+            raise TrainingError(f"lr_final={tc.lr_final} is above lr={tc.lr}; the schedule decays: "
+                                "pass lr_final <= lr")
+        self.device = resolve_device(tc.device)
+        self.data = build_dataset(cfg.data, seed=tc.seed)
+        n_points = self.data.train.shape[1]
+        if n_points != cfg.model.n_points:
+            cfg = RunConfig(data=cfg.data, model=ModelConfig(**{**cfg.model.to_dict(), "n_points": n_points}),
+                            train=tc)
+        self.cfg = cfg
+        torch.manual_seed(tc.seed)
+        self.gen = torch.Generator(device=self.device).manual_seed(tc.seed)
+        self.x_train = torch.from_numpy(self.data.train).to(self.device)
+        self.x_val = torch.from_numpy(self.data.val).to(self.device)
+        self.model = VAE(cfg.model).to(self.device)
+        self.model.set_normalisation(self.x_train)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr, fused=True)  # one kernel per step
+        n = self.x_train.shape[0]
+        self.steps_per_epoch = math.ceil(n / tc.batch_size)
+        total = tc.epochs * self.steps_per_epoch
+        # Precomputed: per-step scheduler objects cost more than the tiny model's step.
+        self.lrs = [tc.lr * lr_factor(s, total=total, warmup=tc.warmup_epochs * self.steps_per_epoch,
+                                      final_ratio=tc.lr_final / tc.lr) for s in range(total)]
+        self.history: list[dict[str, Any]] = []
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Resume state after the last completed epoch (tensors and plain values only)."""
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "optimizer": copy.deepcopy(self.opt.state_dict()), "generator": self.gen.get_state().clone(),
+                "epoch": self.epoch}
+
+    def restore(self, snap: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        self.model.load_state_dict(snap["model"])
+        self.opt.load_state_dict(snap["optimizer"])
+        self.gen.set_state(snap["generator"])
+        self.history = list(history[:snap["epoch"]])
+
+    def run_epoch(self) -> dict[str, Any]:
+        """One pass over the training curves; returns its history row (losses may be non-finite)."""
+        tc, model, gen, dev = self.cfg.train, self.model, self.gen, self.device
+        te = time.perf_counter()
+        epoch = self.epoch + 1
+        model.train()
+        kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
+        n = self.x_train.shape[0]
+        xs = self.x_train[torch.randperm(n, generator=gen, device=dev)]  # (N, P), one gather per epoch
+        eps_all = torch.randn(n, self.cfg.model.latent_dim, generator=gen, device=dev)  # (N, D)
+        sums = torch.zeros(2, device=dev)
+        group, step = self.opt.param_groups[0], (epoch - 1) * self.steps_per_epoch
+        for i in range(0, n, tc.batch_size):
+            xb, eps = xs[i:i + tc.batch_size], eps_all[i:i + tc.batch_size]
+            group["lr"] = self.lrs[step]
+            x_hat, _, mu, logvar = model(xb, eps)
+            sse, kl = vae_loss(xb, x_hat, mu, logvar)
+            self.opt.zero_grad(set_to_none=True)
+            (sse + kl_w * kl).backward()
+            self.opt.step()
+            step += 1
+            with torch.no_grad():
+                sums[0] += sse * xb.shape[0]
+                sums[1] += kl * xb.shape[0]
+        recon, kl_mean = (sums / n).tolist()
+        model.eval()
+        with torch.no_grad():
+            mu_v, _ = model.posterior(self.x_val)
+            val_recon = float((model.decode(mu_v) - self.x_val).pow(2).sum(1).mean())
+        row = {"epoch": epoch, "recon": recon, "kl": kl_mean, "val_recon": val_recon,
+               "val_rmse": math.sqrt(val_recon / self.x_val.shape[1]), "lr": group["lr"], "beta": kl_w,
+               "seconds": time.perf_counter() - te}
+        self.history.append(row)
+        return row
+
+    def summary(self, status: str, seconds: float) -> dict[str, Any]:
+        with torch.no_grad():
+            codes = self.model.posterior(self.x_train)[0].cpu().numpy()
+        last = self.history[-1] if self.history else {}
+        return {
+            "status": status,
+            "epochs_done": self.epoch,
+            "family": self.data.family,
+            "data_sha256": self.data.sha256,
+            "grid": [float(v) for v in self.data.grid],
+            "n_train": int(self.x_train.shape[0]),
+            "n_val": int(self.x_val.shape[0]),
+            "epochs": self.cfg.train.epochs,
+            "final": {k: last.get(k) for k in ("recon", "kl", "val_recon", "val_rmse")},
+            "latent_mean": [float(v) for v in codes.mean(0)],
+            "latent_std": [float(v) for v in codes.std(0)],
+            "seconds": seconds,
+            "device": str(self.device),
+            "versions": {"curvae": __version__, "torch": torch.__version__, "numpy": np.__version__},
+        }
+
+    def write(self, out: str | os.PathLike[str], status: str, seconds: float, *, force: bool) -> dict[str, Any]:
+        """Write the run folder atomically: config, weights, resume checkpoint, history, summary."""
+        blob = weights_bytes(self.model)
+        summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds)}
+        buf = io.BytesIO()
+        torch.save(self.snapshot(), buf)
+        with atomic_dir(out, force=force) as tmp:
+            write_json(tmp / "config.json", self.cfg.to_dict())
+            write_bytes(tmp / "weights.pt", blob)
+            write_bytes(tmp / "checkpoint.pt", buf.getvalue())
+            write_json(tmp / "history.json", self.history)
+            write_json(tmp / "summary.json", summary)
+        return summary
+
+
+def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None, stop_after: int | None,
+         seconds_before: float = 0.0) -> dict[str, Any]:
+    """Run epochs up to ``stop_after`` (or the end), then write the run; faults keep the last good epoch."""
+    t0 = time.perf_counter() - seconds_before
+    last = trainer.cfg.train.epochs if stop_after is None else min(stop_after, trainer.cfg.train.epochs)
+    good, good_history = trainer.snapshot(), list(trainer.history)
+    try:
+        while trainer.epoch < last:
+            row = trainer.run_epoch()
+            if not (math.isfinite(row["recon"]) and math.isfinite(row["kl"])):
+                bad_epoch = row["epoch"]
+                trainer.restore(good, good_history)
+                where = _keep_last_good(trainer, out, force, t0, f"failed: non-finite loss at epoch {bad_epoch}",
+                                        "retrain with a lower --lr")
+                raise TrainingError(
+                    f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
+                    f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values; {where}")
+            good, good_history = trainer.snapshot(), list(trainer.history)
+            if on_epoch is not None:
+                on_epoch(row)
+    except KeyboardInterrupt:
+        trainer.restore(good, good_history)
+        where = _keep_last_good(trainer, out, force, t0, f"interrupted after epoch {trainer.epoch}",
+                                f"continue with `curvae train --resume {out}`")
+        raise TrainingError(f"training interrupted; {where}") from None
+    status = "complete" if trainer.epoch == trainer.cfg.train.epochs else f"stopped after epoch {trainer.epoch}"
+    return trainer.write(out, status, time.perf_counter() - t0, force=force)
+
+
+def _keep_last_good(trainer: _Trainer, out, force: bool, t0: float, status: str, fix: str) -> str:
+    """Write the run as it stood after its last good epoch; say where, and what to do next."""
+    if trainer.epoch == 0:
+        return "no epoch completed, so nothing was written"
+    trainer.write(out, status, time.perf_counter() - t0, force=force)
+    return f"the last good epoch ({trainer.epoch}) is kept in {str(out)!r}, nothing was exported: {fix}"
+
+
 def train(
     cfg: RunConfig,
     out: str | os.PathLike[str],
     *,
     force: bool = False,
     on_epoch: EpochCallback | None = None,
+    stop_after: int | None = None,
 ) -> dict[str, Any]:
     """Train a VAE as ``cfg`` says and write the run folder ``out``.
 
@@ -58,98 +215,48 @@ def train(
         Replace an existing ``out``.
     on_epoch : callable, optional
         Called after each epoch with that epoch's history row.
+    stop_after : int, optional
+        Stop after this epoch (the schedule still plans ``cfg.train.epochs``);
+        :func:`resume` continues exactly where it stopped.
 
     Returns
     -------
     dict
-        The run summary (also written as ``summary.json``).
+        The run summary (also written as ``summary.json``). A non-finite
+        loss or Ctrl-C raises :class:`TrainingError` after writing the last
+        good epoch, resumable.
     """
-    t0 = time.perf_counter()
-    tc = cfg.train
-    if tc.lr_final > tc.lr:
-        raise TrainingError(f"lr_final={tc.lr_final} is above lr={tc.lr}; the schedule decays: pass lr_final <= lr")
-    device = resolve_device(tc.device)
-    data = build_dataset(cfg.data, seed=tc.seed)
-    n_points = data.train.shape[1]
-    if n_points != cfg.model.n_points:
-        cfg = RunConfig(data=cfg.data, model=type(cfg.model)(**{**cfg.model.to_dict(), "n_points": n_points}),
-                        train=tc)
     check_can_write(out, force=force)  # fail before training, not after
+    return _fit(_Trainer(cfg), out, force=force, on_epoch=on_epoch, stop_after=stop_after)
 
-    torch.manual_seed(tc.seed)
-    gen = torch.Generator(device=device).manual_seed(tc.seed)
-    x_train = torch.from_numpy(data.train).to(device)
-    x_val = torch.from_numpy(data.val).to(device)
-    model = VAE(cfg.model).to(device)
-    model.set_normalisation(x_train)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr, fused=True)  # one kernel per step: ~20% faster here
-    n_train, steps_per_epoch = x_train.shape[0], math.ceil(x_train.shape[0] / tc.batch_size)
-    total = tc.epochs * steps_per_epoch
-    # The schedule is precomputed: per-step scheduler objects cost more than the tiny model's step.
-    lrs = [tc.lr * lr_factor(s, total=total, warmup=tc.warmup_epochs * steps_per_epoch,
-                             final_ratio=tc.lr_final / tc.lr) for s in range(total)]
-    group = opt.param_groups[0]
-    history: list[dict[str, Any]] = []
-    step = 0
-    for epoch in range(1, tc.epochs + 1):
-        te = time.perf_counter()
-        model.train()
-        kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
-        xs = x_train[torch.randperm(n_train, generator=gen, device=device)]  # (N, P), one gather per epoch
-        eps_all = torch.randn(n_train, cfg.model.latent_dim, generator=gen, device=device)  # (N, D)
-        sums = torch.zeros(2, device=device)
-        for i in range(0, n_train, tc.batch_size):
-            xb, eps = xs[i:i + tc.batch_size], eps_all[i:i + tc.batch_size]
-            group["lr"] = lrs[step]
-            x_hat, _, mu, logvar = model(xb, eps)
-            sse, kl = vae_loss(xb, x_hat, mu, logvar)
-            loss = sse + kl_w * kl
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            with torch.no_grad():
-                sums[0] += sse * xb.shape[0]
-                sums[1] += kl * xb.shape[0]
-        recon, kl_mean = (sums / n_train).tolist()
-        if not (math.isfinite(recon) and math.isfinite(kl_mean)):
-            raise TrainingError(
-                f"loss became non-finite at epoch {epoch} (recon={recon}, kl={kl_mean}); "
-                f"lower --lr (now {tc.lr}) or check the data for extreme values; nothing was written"
-            )
-        model.eval()
-        with torch.no_grad():
-            mu_v, _ = model.posterior(x_val)
-            val_recon = float((model.decode(mu_v) - x_val).pow(2).sum(1).mean())
-        row = {"epoch": epoch, "recon": recon, "kl": kl_mean, "val_recon": val_recon,
-               "val_rmse": math.sqrt(val_recon / n_points), "lr": group["lr"],
-               "beta": kl_w, "seconds": time.perf_counter() - te}
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
 
-    model.eval()
-    with torch.no_grad():
-        mu_t, _ = model.posterior(x_train)
-    codes = mu_t.cpu().numpy()
-    blob = weights_bytes(model)
-    summary = {
-        "run_id": hashlib.sha256(blob).hexdigest()[:16],
-        "family": data.family,
-        "grid": [float(v) for v in data.grid],
-        "n_train": int(x_train.shape[0]),
-        "n_val": int(x_val.shape[0]),
-        "epochs": tc.epochs,
-        "final": {k: history[-1][k] for k in ("recon", "kl", "val_recon", "val_rmse")},
-        "latent_mean": [float(v) for v in codes.mean(0)],
-        "latent_std": [float(v) for v in codes.std(0)],
-        "seconds": time.perf_counter() - t0,
-        "device": str(device),
-        "versions": {"curvae": __version__, "torch": torch.__version__, "numpy": np.__version__},
-    }
-    with atomic_dir(out, force=force) as tmp:
-        write_json(tmp / "config.json", cfg.to_dict())
-        write_bytes(tmp / "weights.pt", blob)
-        write_json(tmp / "history.json", history)
-        write_json(tmp / "summary.json", summary)
-    return summary
+def resume(
+    run: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str] | None = None,
+    on_epoch: EpochCallback | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
+    """Continue a stopped, interrupted or failed run from its checkpoint.
+
+    Model, optimiser, schedule position and noise generator are restored, so
+    on CPU ``k`` epochs plus a resume equal the same run done straight.
+    ``out`` defaults to ``run`` itself (replaced atomically when done).
+    """
+    from curvae.training.run import load_checkpoint
+
+    ckpt = load_checkpoint(run)
+    trainer = _Trainer(ckpt.config)
+    if trainer.data.sha256 != ckpt.summary.get("data_sha256"):
+        raise TrainingError(f"the training data differ from those of run {str(run)!r} (sha256 "
+                            f"{trainer.data.sha256[:12]}… vs {str(ckpt.summary.get('data_sha256'))[:12]}…); "
+                            "resume needs the same data file")
+    trainer.restore(ckpt.state, ckpt.history)
+    if trainer.epoch >= trainer.cfg.train.epochs:
+        raise TrainingError(f"run {str(run)!r} is already complete ({trainer.epoch} of "
+                            f"{trainer.cfg.train.epochs} epochs); nothing to resume")
+    dest = run if out is None else out
+    if out is not None:
+        check_can_write(out, force=False)
+    return _fit(trainer, dest, force=True, on_epoch=on_epoch, stop_after=stop_after,
+                seconds_before=float(ckpt.summary.get("seconds", 0.0)))
