@@ -147,3 +147,8 @@ def test_as_matrix_rejects_strings_and_float64_overflow():
         as_matrix(np.array([["a", "b"]]), name="curves")
     with pytest.raises(InputError, match=r"curves\[0, 1\] = 1e\+300 overflows float32"):
         as_matrix(np.array([[1.0, 1e300]]), name="curves")
+
+
+def test_a_folder_is_not_a_curve_file(tmp_path):
+    with pytest.raises(DataFileError, match="is not a file; pass a .npy, .npz or .csv file"):
+        load_curves(tmp_path)

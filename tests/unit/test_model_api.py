@@ -50,6 +50,9 @@ def test_integer_and_float64_inputs_are_cast(model):
     (lambda m: m.fit(np.zeros((1, 100)), prior_weight=-1.0), "prior_weight=-1.0 must be finite and >= 0"),
     (lambda m: m.fit(np.zeros((1, 100)), bound=0.0), "bound=0.0 must be a positive finite number"),
     (lambda m: m.encode_with_noise(np.zeros((2, 100)), np.zeros((3, 2))), "eps has 3 rows but curves has 2"),
+    (lambda m: m.encode(np.full((3, 100), 3e38, np.float32)), r"curves rows \[0, 1, 2\] give non-finite codes"),
+    (lambda m: m.decode(np.array([[0.0, 1e6]])), r"z\[0, 1\] = 1000000.0 is outside ±10000"),
+    (lambda m: m.decode(np.zeros((1, 2, 1))), r"z has shape \(1, 2, 1\); it must be 2-D"),
 ])
 def test_user_mistakes_raise_curvae_errors(model, call, match):
     with pytest.raises(InputError, match=match):

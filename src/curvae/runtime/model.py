@@ -18,6 +18,10 @@ from curvae.runtime.providers import ProviderSpec, resolve_providers
 from curvae.runtime.seeding import Seed, rng
 from curvae.runtime.session import make_session
 
+#: Largest |z| accepted by :meth:`CurveModel.decode`; the prior is N(0, I), so codes
+#: beyond this are input mistakes, and they keep the decoder's output finite.
+MAX_ABS_Z = 1e4
+
 #: Rows per onnxruntime call. Large batches run in chunks this size so the
 #: (rows, hidden) intermediate stays in cache: 1.9x the throughput of one
 #: 100k-row call here, and memory stays bounded.
@@ -186,7 +190,13 @@ class CurveModel:
         -------
         ndarray of shape (n_codes, n_points), float32
         """
-        return self._run_decoder(self._codes(z))
+        codes = self._codes(z)
+        big = np.abs(codes) > MAX_ABS_Z
+        if big.any():
+            r, c = np.argwhere(big)[0]
+            raise InputError(f"z[{r}, {c}] = {codes[r, c].item()!r} is outside ±{MAX_ABS_Z:g}; latent codes live "
+                             "on the N(0, I) prior's scale: pass codes from encode/fit/sample")
+        return self._run_decoder(codes)
 
     def sample(self, n: int, *, seed: Seed = None) -> NDArray[np.float32]:
         """Draw ``n`` codes from the N(0, I) prior and decode them.
@@ -272,11 +282,18 @@ class CurveModel:
     # -------------------------------------------------------------- sessions
     def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
         if x.shape[0] <= CHUNK_ROWS:
-            return tuple(self._enc.run(None, {"x": x, "eps": eps}))
-        outs = tuple(np.empty((x.shape[0], self.latent_dim), np.float32) for _ in range(3))
-        for i in range(0, x.shape[0], CHUNK_ROWS):
-            for dst, part in zip(outs, self._enc.run(None, {"x": x[i:i + CHUNK_ROWS], "eps": eps[i:i + CHUNK_ROWS]})):
-                dst[i:i + CHUNK_ROWS] = part
+            outs = tuple(self._enc.run(None, {"x": x, "eps": eps}))
+        else:
+            outs = tuple(np.empty((x.shape[0], self.latent_dim), np.float32) for _ in range(3))
+            for i in range(0, x.shape[0], CHUNK_ROWS):
+                parts = self._enc.run(None, {"x": x[i:i + CHUNK_ROWS], "eps": eps[i:i + CHUNK_ROWS]})
+                for dst, part in zip(outs, parts):
+                    dst[i:i + CHUNK_ROWS] = part
+        bad = ~np.isfinite(outs[0]).all(axis=1) | ~np.isfinite(outs[2]).all(axis=1)  # (n,): cheap, n × latent
+        if bad.any():
+            rows = np.flatnonzero(bad)
+            raise InputError(f"curves rows {rows[:5].tolist()}{'…' if rows.size > 5 else ''} give non-finite codes; "
+                             "their values are far outside what the model was trained on: check their scale")
         return outs
 
     def _run_decoder(self, z: NDArray[np.float32]) -> NDArray[np.float32]:
