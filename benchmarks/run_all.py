@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_fit  # noqa: E402
+import bench_memory  # noqa: E402
 import bench_runtime  # noqa: E402
 import bench_train  # noqa: E402
 from common import save, table  # noqa: E402
@@ -27,6 +28,7 @@ def main(example_epochs: int) -> str:
     tr = bench_train.main(example_epochs=example_epochs, n_targets=2000)
     fi = bench_fit.main(n_targets=10_000, n_nm=200)
     rt = bench_runtime.main()
+    mem = bench_memory.main(bench_memory.WORK / "model")
     c, e = tr["curvae"], tr["example"]
     db, d1, cs = rt["decode_batch"], rt["decode_one_row"], rt["cold_start"]
     rows = [
@@ -65,6 +67,8 @@ def main(example_epochs: int) -> str:
          f"{rt['peak_rss_mib']['import_torch']:.0f} (import torch)",
          f"{rt['peak_rss_mib']['runtime_load_and_decode'] / rt['peak_rss_mib']['import_torch']:.2f}", "report"),
     ]
+    rows.append(("RSS over 10k mixed calls (MiB)", f"{mem['rss_mib'][0][1]:.0f} -> {mem['rss_mib'][-1][1]:.0f}",
+                 "", f"+{mem['growth_mib']:.1f}", "bounded: " + ok(mem["growth_last_half_mib"] < 5)))
     text = table(rows)
     save("summary", {"table": text, "rows": rows})
     return text
