@@ -285,6 +285,21 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
 
 
 @main.command()
+@click.argument("source", type=click.Path(file_okay=False))
+@click.option("--targets", type=click.Path(dir_okay=False), help="Curves to fit (default: fresh family curves).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder to write.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@_force_option
+def report(source, targets, out, seed, force) -> None:
+    """Write figures and an index.html for a bundle, a run or a demo folder."""
+    from curvae.report import build_report
+
+    n = build_report(source, out, targets=targets, seed=seed, force=force)
+    click.echo(f"wrote {out}/index.html with {len(n['figures'])} figures; fit residual median "
+               f"{n['fit']['residual_median']:.4f}, p90 {n['fit']['residual_p90']:.4f}")
+
+
+@main.command()
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False))
 @click.option("--n-targets", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Override the default recipe's epochs.")
@@ -306,7 +321,8 @@ curvae demo: Beta log-PDFs, written to {out}/
   latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
   fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
              residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}
-  total      {s['seconds']:.1f}s on {s['providers']}""")
+  total      {s['seconds']:.1f}s on {s['providers']}
+  report     {f"{out}/{s['report']}" if s['report'] else "skipped: pip install 'curvae[plot]' for figures"}""")
 
 
 if __name__ == "__main__":

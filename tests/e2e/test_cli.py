@@ -145,7 +145,9 @@ def test_demo_writes_its_outputs_and_summary(tmp_path):
     res = invoke("demo", "--out", out, "--epochs", "3", "--n-targets", "40")
     for key in ("training", "parity max abs", "residual median", "p90"):
         assert key in res.output
-    assert {p.name for p in out.iterdir()} == {"run", "model", "targets.npy", "samples.npy", "fit.npz", "summary.json"}
+    assert {p.name for p in out.iterdir()} == {"run", "model", "targets.npy", "samples.npy", "fit.npz", "summary.json",
+                                               "report"}
+    assert (out / "report" / "index.html").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fit"]["n_targets"] == 40 and summary["parity"]["max_abs"] <= 1e-5
     one_line_error(invoke("demo", "--out", out, "--epochs", "1", ok=False), "already exists")

@@ -78,6 +78,11 @@ def test_fresh_venv_without_torch_runs_the_bundle(tmp_path):
     fit = subprocess.run([str(cli), "sample", str(FIXTURES / "golden"), "-n", "4", "--out", str(tmp_path / "s.npy")],
                          env=env, capture_output=True, text=True)
     assert fit.returncode == 0, fit.stderr
+    report = subprocess.run([str(cli), "report", str(FIXTURES / "golden"), "--out", str(tmp_path / "rep")], env=env,
+                            capture_output=True, text=True)
+    assert report.returncode == 1
+    assert report.stderr.strip() == "Error: matplotlib is not installed; reports need the plot extra: " \
+                                    "pip install 'curvae[plot]'"
     train = subprocess.run([str(cli), "train", "--out", str(tmp_path / "run")], env=env, capture_output=True,
                            text=True)
     assert train.returncode == 1

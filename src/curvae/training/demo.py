@@ -29,7 +29,8 @@ def run_demo(
     """Run the whole pipeline into ``out`` and return its summary.
 
     ``out`` receives ``run/``, ``model/`` (the bundle), ``samples.npy``,
-    ``targets.npy``, ``fit.npz`` and ``summary.json``.
+    ``targets.npy``, ``fit.npz``, ``summary.json`` and, when matplotlib is
+    installed, ``report/`` (figures and an ``index.html``).
     """
     t0 = time.perf_counter()
     with atomic_dir(out, force=force) as tmp:
@@ -64,6 +65,19 @@ def run_demo(
                     "mean_nfev": float(fit.nfev.mean())},
             "providers": model.providers["decoder"][0],
         }
+        summary["report"] = _report(tmp)
         summary["seconds"] = time.perf_counter() - t0
         write_json(tmp / "summary.json", summary)
     return summary
+
+
+def _report(folder: Path) -> str | None:
+    """Write ``folder/report`` for the demo's own model and targets; None without matplotlib."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return None
+    from curvae.report import build_report
+
+    build_report(folder / "model", folder / "report", targets=folder / "targets.npy")
+    return "report/index.html"

@@ -30,6 +30,7 @@ def export_run(
         "final": s.get("final"), "seconds": s.get("seconds"), "device": s.get("device"),
         "latent_mean": s.get("latent_mean"), "latent_std": s.get("latent_std"),
         "config": r.config.to_dict(),
+        "history": [{k: row[k] for k in ("epoch", "recon", "kl", "val_recon", "lr")} for row in r.history],
     }
     # The graphs carry the standardisation folded into their first/last layers; parity is
     # checked against the run's model as trained.

@@ -1,0 +1,180 @@
+"""Assemble a report folder: figures, the numbers behind them, and an index.html."""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curvae.runtime.atomic import atomic_dir, write_bytes, write_json
+from curvae.runtime.curves_io import load_curves
+from curvae.runtime.errors import CurvaeError, InputError
+from curvae.runtime.model import CurveModel
+from curvae.runtime.seeding import rng
+
+#: Every file of a report on a 2-D model of a built-in family.
+REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
+                          "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
+                          "worst_fits.png"})
+
+
+def _bundle_path(path: Path, tmp: Path) -> Path:
+    """A bundle folder from a bundle, a demo folder (``model/`` inside) or a run (exported on the fly)."""
+    if (path / "manifest.json").is_file():
+        return path
+    if (path / "model" / "manifest.json").is_file():
+        return path / "model"
+    if (path / "weights.pt").is_file():
+        from curvae.training.export_run import export_run  # needs the [train] extra
+
+        export_run(path, tmp / "model")
+        return tmp / "model"
+    raise InputError(f"{str(path)!r} is neither a bundle, a run folder nor a demo folder; pass the folder "
+                     "written by `curvae export`, `curvae train` or `curvae demo`")
+
+
+def _matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CurvaeError("matplotlib is not installed; reports need the plot extra: "
+                          "pip install 'curvae[plot]'") from None
+
+
+def build_report(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    targets: str | os.PathLike[str] | None = None,
+    n_codes: int = 2000,
+    n_targets: int = 500,
+    seed: int = 0,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the report of a model into the folder ``out`` and return its numbers.
+
+    Parameters
+    ----------
+    source : path-like
+        A bundle, a run folder (exported to a temporary bundle first) or a
+        ``curvae demo`` output folder.
+    out : path-like
+        Report folder (``index.html``, PNG figures, ``report.json``).
+    targets : path-like, optional
+        Curves to fit; by default fresh curves of the model's family (for a
+        custom family: curves sampled from the model).
+    n_codes, n_targets : int
+        Fresh curves encoded for the latent figures, and targets fitted.
+    seed : int
+        Seeds the fresh curves.
+
+    Returns
+    -------
+    dict
+        The numbers shown in the report (also ``report.json``).
+    """
+    _matplotlib()
+    from curvae.report import figures as fig
+    from curvae.training.families import FAMILIES
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = CurveModel.load(_bundle_path(Path(source), Path(scratch)))
+        m = model.manifest
+        family = FAMILIES.get(m.family.get("name", ""))
+        if family is not None and family.n_points != m.n_points:
+            family = None  # a family run on another grid size: treat as custom
+        g = rng(seed)
+        if family is not None:
+            curves, theta = family.sample(n_codes, seed=g)
+        else:
+            curves, theta = model.sample(n_codes, seed=g), None
+        if targets is not None:
+            t = load_curves(targets, n_points=model.n_points).curves
+        elif family is not None:
+            t = family.sample(n_targets, seed=g)[0]
+        else:
+            t = model.sample(n_targets, seed=g)
+        codes = model.encode(curves)
+        fit = model.fit(t)
+        grid, dens = model.grid, family is not None
+        numbers: dict[str, Any] = {
+            "model": str(source), "family": m.family.get("name"), "n_points": m.n_points, "latent_dim": m.latent_dim,
+            "training": m.training.get("final"), "epochs": m.training.get("epochs"),
+            "parity": {k: m.parity.get(k) for k in ("max_abs", "max_rel", "atol", "rtol")},
+            "latent_mean": codes.mean(0).tolist(), "latent_std": codes.std(0).tolist(),
+            "fit": {"n_targets": int(len(t)), "targets": "file" if targets is not None else "fresh",
+                    "residual_median": float(np.median(fit.residual)),
+                    "residual_p90": float(np.percentile(fit.residual, 90)),
+                    "success_rate": float(fit.success.mean()), "mean_nfev": float(fit.nfev.mean())},
+        }
+        with atomic_dir(out, force=force) as tmp:
+            figs: list[tuple[str, str]] = []
+            history = m.training.get("history")
+            if history:
+                fig.training_curves(history, tmp / "training.png")
+                figs.append(("training.png", "Training: reconstruction and KL per epoch"))
+            if family is not None:
+                fig.family_curves(grid, curves[:6], [", ".join(f"{p[0]}={v:.2f}" for p, v in zip(family.params, row))
+                                                     for row in theta[:6]], tmp / "family.png")
+                figs.append(("family.png", "A few curves of the family"))
+            fig.latent_histograms(codes, tmp / "latent_hist.png")
+            figs.append(("latent_hist.png", "Latent codes of fresh curves against the N(0, 1) prior"))
+            if m.latent_dim == 2 and family is not None:
+                fig.latent_scatter(codes, theta, [p[0] for p in family.params], tmp / "latent_scatter.png")
+                figs.append(("latent_scatter.png", "Codes coloured by the family's parameters"))
+            if m.latent_dim == 2:
+                side = 6
+                axis = np.linspace(-2.5, 2.5, side)
+                lattice = np.array([[a, b] for b in axis[::-1] for a in axis], np.float32)
+                fig.decoded_lattice(grid, lattice, model.decode(lattice), side, dens, tmp / "decoded_grid.png")
+                figs.append(("decoded_grid.png", "Curves decoded across a lattice of z"))
+            order = np.argsort(fit.residual)
+            typical = order[np.linspace(0, len(order) - 1, 6).astype(int)[1:-1]]
+            fig.reconstructions(grid, t[typical], fit.x_hat[typical], dens, tmp / "reconstructions.png",
+                                "Targets and their fits, from good to poor")
+            figs.append(("reconstructions.png", "Targets against their fitted reconstructions, with the error curve"))
+            fig.residual_histogram(fit.residual, tmp / "fit_residuals.png")
+            figs.append(("fit_residuals.png", "Distribution of fit residuals"))
+            worst = order[::-1][:5]
+            fig.reconstructions(grid, t[worst], fit.x_hat[worst], dens, tmp / "worst_fits.png", "The five worst fits")
+            figs.append(("worst_fits.png", "The five worst fits"))
+            numbers["figures"] = [f for f, _ in figs]
+            write_json(tmp / "report.json", numbers)
+            write_bytes(tmp / "index.html", _html(numbers, figs).encode())
+    return numbers
+
+
+def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:
+    tr, fit, par = n["training"] or {}, n["fit"], n["parity"]
+    rows = [
+        ("family", n["family"]), ("points per curve / latent size", f"{n['n_points']} / {n['latent_dim']}"),
+        ("epochs", n["epochs"]),
+        ("final reconstruction (train / held-out SSE)", f"{tr.get('recon', float('nan')):.4f} / "
+                                                        f"{tr.get('val_recon', float('nan')):.4f}"),
+        ("final KL", f"{tr.get('kl', float('nan')):.3f}"),
+        ("export parity (max abs / max rel)", f"{par['max_abs']:.2e} / {par['max_rel']:.2e}"),
+        ("latent mean", ", ".join(f"{v:+.3f}" for v in n["latent_mean"])),
+        ("latent std", ", ".join(f"{v:.3f}" for v in n["latent_std"])),
+        (f"fit residual median / p90 ({fit['n_targets']} {fit['targets']} targets)",
+         f"{fit['residual_median']:.4f} / {fit['residual_p90']:.4f}"),
+        ("fits converged", f"{100 * fit['success_rate']:.1f}%"),
+    ]
+    table = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    images = "\n".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption>'
+                       "</figure>" for f, c in figs)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>curvae report: {html.escape(str(n['family']))}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
+th{{background:#f4f4f4;font-weight:normal}}figure{{margin:2em 0}}img{{max-width:100%}}
+figcaption{{color:#555}}</style></head><body>
+<h1>curvae report</h1>
+<p>Model: <code>{html.escape(n['model'])}</code>. Residual = L2 norm of target − decoding over the grid points.</p>
+<table>{table}</table>
+{images}
+</body></html>
+"""

@@ -1,0 +1,54 @@
+"""The report: every promised file is a real PNG of sensible size, and its numbers are the runtime's."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from click.testing import CliRunner  # noqa: E402
+
+from curvae.cli import main  # noqa: E402
+from curvae.report import REPORT_FILES, build_report  # noqa: E402
+from curvae.runtime import CurveModel  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC, f"{path.name} is not a PNG"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_files_are_real_pngs_and_numbers_match_the_runtime(bundle_dir, beta_targets, tmp_path):
+    np.save(tmp_path / "targets.npy", beta_targets)
+    numbers = build_report(bundle_dir, tmp_path / "report", targets=tmp_path / "targets.npy", n_codes=500)
+    out = tmp_path / "report"
+    assert {p.name for p in out.iterdir()} == REPORT_FILES
+    for png in out.glob("*.png"):
+        w, h = png_size(png)
+        assert 400 <= w <= 2500 and 250 <= h <= 2500, (png.name, w, h)
+        assert png.stat().st_size > 10_000, png.name
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["fit"] == numbers["fit"]
+    fit = CurveModel.load(bundle_dir).fit(beta_targets)
+    assert saved["fit"]["residual_median"] == pytest.approx(float(np.median(fit.residual)), rel=1e-9)
+    assert saved["fit"]["residual_p90"] == pytest.approx(float(np.percentile(fit.residual, 90)), rel=1e-9)
+    assert saved["fit"]["n_targets"] == 64
+    page = (out / "index.html").read_text()
+    for name in REPORT_FILES - {"index.html", "report.json"}:
+        assert f'src="{name}"' in page
+    assert f"{saved['fit']['residual_median']:.4f}" in page
+
+
+def test_report_from_a_run_folder_through_the_cli(run_dir, tmp_path):
+    res = CliRunner().invoke(main, ["report", str(run_dir), "--out", str(tmp_path / "r")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "wrote" in res.output and (tmp_path / "r" / "training.png").is_file()
+    bad = CliRunner().invoke(main, ["report", str(tmp_path), "--out", str(tmp_path / "r2")])
+    assert bad.exit_code == 1 and bad.output.startswith("Error: ") and "is neither a bundle" in bad.output
