@@ -43,13 +43,15 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-def _load(model: str, providers: str):
+def _load(model: str, providers: str, strict: bool = False):
     from curvae.runtime.model import CurveModel
 
-    return CurveModel.load(model, providers=providers)
+    return CurveModel.load(model, providers=providers, strict=strict)
 
 
 def _providers_option(f):
+    f = click.option("--strict", is_flag=True,
+                     help="Fail unless the first requested provider is the one that runs (no silent CPU fallback).")(f)
     return click.option("--providers", default="auto", show_default=True, help=PROVIDERS_HELP)(f)
 
 
@@ -165,11 +167,11 @@ def export(run, out, opset, atol, rtol, force) -> None:
 @click.argument("model", type=click.Path(file_okay=False))
 @click.option("--run", "run", type=click.Path(file_okay=False), help="Also check parity against this run.")
 @_providers_option
-def check(model, run, providers) -> None:
+def check(model, run, providers, strict) -> None:
     """Verify a bundle's integrity; with --run, its parity on every provider."""
     from curvae.runtime.bundle import full_check
 
-    m = _load(model, providers)
+    m = _load(model, providers, strict)
     click.echo(f"bundle {model}: manifest, file set, sha256, opsets and run ids OK; {full_check(model)}; "
                f"sessions open on {', '.join(sorted({p[0] for p in m.providers.values()}))}")
     if run:
@@ -190,11 +192,11 @@ def check(model, run, providers) -> None:
 @click.argument("model", type=click.Path(file_okay=False))
 @_providers_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(model, providers, as_json) -> None:
+def info(model, providers, strict, as_json) -> None:
     """Show a bundle's manifest summary and the providers it runs on."""
     from curvae.runtime.files import describe
 
-    d = describe(_load(model, providers))
+    d = describe(_load(model, providers, strict))
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return
@@ -210,11 +212,11 @@ def info(model, providers, as_json) -> None:
 @click.option("--seed", type=int, help="Seed of eps with --sample.")
 @_providers_option
 @_force_option
-def encode(model, curves, out, sample, seed, providers, force) -> None:
+def encode(model, curves, out, sample, seed, providers, strict, force) -> None:
     """Encode curves (.npy/.npz/.csv) to latent codes."""
     from curvae.runtime.files import encode_file
 
-    codes = encode_file(_load(model, providers), curves, out, sample=sample, seed=seed, force=force)
+    codes = encode_file(_load(model, providers, strict), curves, out, sample=sample, seed=seed, force=force)
     click.echo(f"wrote {out}: codes of shape {codes.shape}")
 
 
@@ -224,11 +226,11 @@ def encode(model, curves, out, sample, seed, providers, force) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
 @_providers_option
 @_force_option
-def decode(model, codes, out, providers, force) -> None:
+def decode(model, codes, out, providers, strict, force) -> None:
     """Decode latent codes (.npy/.csv, or .npz key 'z') to curves."""
     from curvae.runtime.files import decode_file
 
-    curves = decode_file(_load(model, providers), codes, out, force=force)
+    curves = decode_file(_load(model, providers, strict), codes, out, force=force)
     click.echo(f"wrote {out}: curves of shape {curves.shape}")
 
 
@@ -239,11 +241,11 @@ def decode(model, codes, out, providers, force) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
 @_providers_option
 @_force_option
-def sample(model, n, seed, out, providers, force) -> None:
+def sample(model, n, seed, out, providers, strict, force) -> None:
     """Draw codes from the N(0, I) prior and decode them."""
     from curvae.runtime.files import sample_file
 
-    curves = sample_file(_load(model, providers), n, out, seed=seed, force=force)
+    curves = sample_file(_load(model, providers, strict), n, out, seed=seed, force=force)
     click.echo(f"wrote {out}: curves of shape {curves.shape}")
 
 
@@ -260,7 +262,8 @@ def sample(model, n, seed, out, providers, force) -> None:
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), help="Keep |z_i| <= bound.")
 @_providers_option
 @_force_option
-def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, force) -> None:
+def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, strict,
+        force) -> None:
     """Fit latent codes to target curves; writes z, residual, success, nfev, message, x_hat."""
     from curvae.runtime.files import fit_file
 
@@ -274,7 +277,7 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
         bar.update(done - bar.pos)
 
     try:
-        res = fit_file(_load(model, providers), targets, out, force=force, progress=progress, method=method,
+        res = fit_file(_load(model, providers, strict), targets, out, force=force, progress=progress, method=method,
                        init=init, n_starts=n_starts, seed=seed, max_iter=max_iter, prior_weight=prior_weight,
                        bound=bound)
     finally:

@@ -39,3 +39,10 @@ def test_unknown_provider_and_empty_request():
 def test_available_providers_order_puts_accelerators_first():
     avail = available_providers()
     assert avail.index("CPUExecutionProvider") == len(avail) - 1
+
+
+def test_strict_cpu_runs_on_cpu(bundle_dir):
+    from curvae.runtime import CurveModel
+
+    m = CurveModel.load(bundle_dir, providers="cpu", strict=True)
+    assert m.providers == {"encoder": ["CPUExecutionProvider"], "decoder": ["CPUExecutionProvider"]}

@@ -73,6 +73,7 @@ class CurveModel:
         *,
         providers: str | Sequence[ProviderSpec] | None = "auto",
         threads: int | None = None,
+        strict: bool = False,
     ) -> CurveModel:
         """Verify a bundle (manifest, file set, sha256) and open its two sessions.
 
@@ -85,10 +86,13 @@ class CurveModel:
             preference order. See :func:`curvae.runtime.resolve_providers`.
         threads : int, optional
             Intra-op threads per session.
+        strict : bool
+            Make it an error when the first requested provider is not the one
+            that runs (onnxruntime would otherwise fall back to CPU silently).
         """
         resolved = resolve_providers(providers)
         manifest, enc_bytes, dec_bytes = read_bundle(path)
-        versions = {"opset": manifest.opset, "ir_version": manifest.ir_version}
+        versions = {"opset": manifest.opset, "ir_version": manifest.ir_version, "strict": strict}
         enc = make_session(enc_bytes, resolved, threads=threads, name="encoder", **versions)
         dec = make_session(dec_bytes, resolved, threads=threads, name="decoder", **versions)
         check_sessions(manifest, enc, dec)

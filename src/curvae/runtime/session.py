@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
-from curvae.runtime.errors import BundleError
+from curvae.runtime.errors import BundleError, ProviderError
 from curvae.runtime.providers import ProviderSpec
 
 
@@ -18,6 +18,7 @@ def make_session(
     name: str = "graph",
     opset: int | None = None,
     ir_version: int | None = None,
+    strict: bool = False,
 ) -> ort.InferenceSession:
     """Open one onnxruntime session over verified graph bytes.
 
@@ -33,6 +34,9 @@ def make_session(
         Graph name used in error messages.
     opset, ir_version : int, optional
         The graph's versions, named in the error when onnxruntime cannot load it.
+    strict : bool
+        Forbid onnxruntime's silent fallback to CPU: the first requested
+        provider must be the one that runs, or :class:`ProviderError` is raised.
     """
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -40,10 +44,20 @@ def make_session(
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
+    first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    if strict and first != "CPUExecutionProvider":
+        opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     try:
-        return ort.InferenceSession(model, sess_options=opts, providers=list(providers))
+        sess = ort.InferenceSession(model, sess_options=opts, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if strict:
+            raise ProviderError(f"--strict: {first} cannot run the whole {name} graph ({line[:200]}); "
+                                "drop --strict to allow CPU fallback, or use another provider") from None
         versions = f" (opset {opset}, IR version {ir_version})" if opset is not None else ""
-        raise BundleError(f"onnxruntime {ort.__version__} cannot load the {name} graph{versions}: {first[:300]}; "
+        raise BundleError(f"onnxruntime {ort.__version__} cannot load the {name} graph{versions}: {line[:300]}; "
                           "upgrade onnxruntime or re-export with a lower --opset") from None
+    if strict and sess.get_providers()[0] != first:
+        raise ProviderError(f"--strict: {first} was requested but the {name} graph runs on "
+                            f"{sess.get_providers()[0]}; drop --strict to allow fallback")
+    return sess
