@@ -43,13 +43,15 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-def _load(model: str, providers: str, strict: bool = False):
+def _load(model: str, providers: str, strict: bool = False, variant: str | None = None):
     from curvae.runtime.model import CurveModel
 
-    return CurveModel.load(model, providers=providers, strict=strict)
+    return CurveModel.load(model, providers=providers, strict=strict, variant=variant)
 
 
 def _providers_option(f):
+    f = click.option("--variant", type=click.Choice(["fp16", "int8"]),
+                     help="Run a precision variant of the bundle instead of its float32 graphs.")(f)
     f = click.option("--strict", is_flag=True,
                      help="Fail unless the first requested provider is the one that runs (no silent CPU fallback).")(f)
     return click.option("--providers", default="auto", show_default=True, help=PROVIDERS_HELP)(f)
@@ -151,27 +153,42 @@ def _print_run(out: str, s: dict) -> None:
 @click.option("--atol", default=1e-5, show_default=True, type=float, help="Max abs torch-vs-ONNX difference.")
 @click.option("--rtol", default=1e-6, show_default=True, type=float,
               help="Plus this times |torch| per element (float32 rounding on large values); 0 for pure atol.")
+@click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16 also writes an fp16 variant (float32 inputs and outputs kept).")
+@click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
+              help="int8 also writes a dynamically quantised variant.")
+@click.option("--fp16-budget", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest accepted |fp16 - fp32| on decoded curves.")
+@click.option("--int8-budget", default=0.5, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest accepted |int8 - fp32| on decoded curves.")
 @_force_option
-def export(run, out, opset, atol, rtol, force) -> None:
+def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, force) -> None:
     """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json)."""
     from curvae.export.config import ExportConfig
     from curvae.training.export_run import export_run
 
-    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol), force=force)
+    variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
+                **({"int8": int8_budget} if quantize == "int8" else {})}
+    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol), force=force,
+                     variants=variants or None)
     p = res.manifest.parity
     click.echo(f"bundle {out}: parity passed on batches {p['batches']} ({', '.join(p['providers'])}): "
                f"max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {atol:g}, rtol {rtol:g})")
+    for name, v in res.manifest.variants.items():
+        click.echo(f"variant {name}: max |{name} - fp32| {v['max_abs']['x_hat']:.3g} (budget {v['budget']:g}), "
+                   f"decode {v['decode_rows_per_s'] / 1e6:.2f}M rows/s vs fp32 {v['fp32_decode_rows_per_s'] / 1e6:.2f}M, "
+                   f"fit residual median {v['fit_residual_median']:.4f} vs fp32 {v['fp32_fit_residual_median']:.4f}")
 
 
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
 @click.option("--run", "run", type=click.Path(file_okay=False), help="Also check parity against this run.")
 @_providers_option
-def check(model, run, providers, strict) -> None:
+def check(model, run, providers, strict, variant) -> None:
     """Verify a bundle's integrity; with --run, its parity on every provider."""
     from curvae.runtime.bundle import full_check
 
-    m = _load(model, providers, strict)
+    m = _load(model, providers, strict, variant)
     click.echo(f"bundle {model}: manifest, file set, sha256, opsets and run ids OK; {full_check(model)}; "
                f"sessions open on {', '.join(sorted({p[0] for p in m.providers.values()}))}")
     if run:
@@ -192,11 +209,11 @@ def check(model, run, providers, strict) -> None:
 @click.argument("model", type=click.Path(file_okay=False))
 @_providers_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def info(model, providers, strict, as_json) -> None:
+def info(model, providers, strict, variant, as_json) -> None:
     """Show a bundle's manifest summary and the providers it runs on."""
     from curvae.runtime.files import describe
 
-    d = describe(_load(model, providers, strict))
+    d = describe(_load(model, providers, strict, variant))
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return
@@ -212,11 +229,11 @@ def info(model, providers, strict, as_json) -> None:
 @click.option("--seed", type=int, help="Seed of eps with --sample.")
 @_providers_option
 @_force_option
-def encode(model, curves, out, sample, seed, providers, strict, force) -> None:
+def encode(model, curves, out, sample, seed, providers, strict, variant, force) -> None:
     """Encode curves (.npy/.npz/.csv) to latent codes."""
     from curvae.runtime.files import encode_file
 
-    codes = encode_file(_load(model, providers, strict), curves, out, sample=sample, seed=seed, force=force)
+    codes = encode_file(_load(model, providers, strict, variant), curves, out, sample=sample, seed=seed, force=force)
     click.echo(f"wrote {out}: codes of shape {codes.shape}")
 
 
@@ -226,11 +243,11 @@ def encode(model, curves, out, sample, seed, providers, strict, force) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
 @_providers_option
 @_force_option
-def decode(model, codes, out, providers, strict, force) -> None:
+def decode(model, codes, out, providers, strict, variant, force) -> None:
     """Decode latent codes (.npy/.csv, or .npz key 'z') to curves."""
     from curvae.runtime.files import decode_file
 
-    curves = decode_file(_load(model, providers, strict), codes, out, force=force)
+    curves = decode_file(_load(model, providers, strict, variant), codes, out, force=force)
     click.echo(f"wrote {out}: curves of shape {curves.shape}")
 
 
@@ -241,11 +258,11 @@ def decode(model, codes, out, providers, strict, force) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
 @_providers_option
 @_force_option
-def sample(model, n, seed, out, providers, strict, force) -> None:
+def sample(model, n, seed, out, providers, strict, variant, force) -> None:
     """Draw codes from the N(0, I) prior and decode them."""
     from curvae.runtime.files import sample_file
 
-    curves = sample_file(_load(model, providers, strict), n, out, seed=seed, force=force)
+    curves = sample_file(_load(model, providers, strict, variant), n, out, seed=seed, force=force)
     click.echo(f"wrote {out}: curves of shape {curves.shape}")
 
 
@@ -263,7 +280,7 @@ def sample(model, n, seed, out, providers, strict, force) -> None:
 @_providers_option
 @_force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, strict,
-        force) -> None:
+        variant, force) -> None:
     """Fit latent codes to target curves; writes z, residual, success, nfev, message, x_hat."""
     from curvae.runtime.files import fit_file
 
@@ -277,7 +294,7 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
         bar.update(done - bar.pos)
 
     try:
-        res = fit_file(_load(model, providers, strict), targets, out, force=force, progress=progress, method=method,
+        res = fit_file(_load(model, providers, strict, variant), targets, out, force=force, progress=progress, method=method,
                        init=init, n_starts=n_starts, seed=seed, max_iter=max_iter, prior_weight=prior_weight,
                        bound=bound)
     finally:

@@ -17,6 +17,7 @@ from curvae import __version__
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ParityRow, format_table, run_parity, summarise
+from curvae.export.variants import build_variant
 from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.runtime.bundle import (
     DECODER_FILE,
@@ -32,6 +33,7 @@ from curvae.runtime.bundle import (
     sha256_bytes,
 )
 from curvae.runtime.errors import ExportError
+from curvae.runtime.onnx_scan import scan_model
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,8 @@ def export_bundle(
     config: ExportConfig = ExportConfig(),
     force: bool = False,
     reference: tuple[torch.nn.Module, torch.nn.Module] | None = None,
+    variants: dict[str, float] | None = None,
+    fit_targets: np.ndarray | None = None,
 ) -> ExportResult:
     """Export ``encoder`` ``(x, eps) → (z, mu, logvar)`` and ``decoder`` ``z → x_hat`` as a bundle.
 
@@ -67,6 +71,9 @@ def export_bundle(
     :class:`~curvae.runtime.errors.ExportError` is raised. ``reference``
     gives the (encoder, decoder) to compare against when the exported
     modules are rewritten forms of them (e.g. with folded constants).
+    ``variants`` maps precision variants (``"fp16"``, ``"int8"``) to their
+    error budgets; each is measured (error, speed, and fit residual on
+    ``fit_targets``, shape (n, n_points)) and refused over budget.
     """
     check_can_write(out, force=force)
     meta = {"curvae.format_version": FORMAT_VERSION, "curvae.run_id": run_id, "curvae.n_points": str(n_points),
@@ -90,6 +97,25 @@ def export_bundle(
             f"> atol={config.atol:g} + rtol={config.rtol:g}·|torch|; nothing was written "
             "(raise --atol only if that error is acceptable)"
         )
+    variant_files: dict[str, bytes] = {}
+    variant_records: dict[str, Any] = {}
+    if variants:
+        targets = fit_targets
+        if targets is None:  # curves from the model itself when no held-out curves are given
+            with torch.no_grad():
+                targets = decoder(torch.randn(500, latent_dim, generator=torch.Generator().manual_seed(config.seed)))
+            targets = targets.numpy()
+        for name, budget in variants.items():
+            v_enc, v_dec, record = build_variant(name, enc_bytes, dec_bytes, latent_dim=latent_dim,
+                                                 targets=np.asarray(targets, np.float32), budget=budget,
+                                                 seed=config.seed)
+            files = {"encoder": f"encoder.{name}.onnx", "decoder": f"decoder.{name}.onnx"}
+            variant_files.update({files["encoder"]: v_enc, files["decoder"]: v_dec})
+            scan = scan_model(v_enc, name=files["encoder"])
+            variant_records[name] = {
+                "encoder": GraphInfo(files["encoder"], sha256_bytes(v_enc), ENCODER_INPUTS, ENCODER_OUTPUTS).to_dict(),
+                "decoder": GraphInfo(files["decoder"], sha256_bytes(v_dec), DECODER_INPUTS, DECODER_OUTPUTS).to_dict(),
+                "opset": scan.opsets[""], "ir_version": scan.ir_version, **record}
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         run_id=run_id,
@@ -105,9 +131,12 @@ def export_bundle(
                   "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__},
         training=training,
         parity=parity,
+        variants=variant_records,
     )
     with atomic_dir(out, force=force) as tmp:
         write_bytes(tmp / ENCODER_FILE, enc_bytes)
         write_bytes(tmp / DECODER_FILE, dec_bytes)
+        for fname, data in variant_files.items():
+            write_bytes(tmp / fname, data)
         write_json(tmp / MANIFEST_FILE, {**manifest.to_dict(), "export": config.to_dict()})
     return ExportResult(manifest=manifest, parity=rows)

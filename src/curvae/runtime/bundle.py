@@ -67,6 +67,26 @@ class Manifest:
     producer: dict[str, str]
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)
+
+    def graphs(self, variant: str | None = None) -> tuple[GraphInfo, GraphInfo, int, int]:
+        """(encoder, decoder, opset, IR version) of the float32 graphs or of a named variant."""
+        if variant is None:
+            return self.encoder, self.decoder, self.opset, self.ir_version
+        if variant not in self.variants:
+            have = ", ".join(sorted(self.variants)) or "none"
+            raise BundleError(f"variant {variant!r} is not in this bundle (variants: {have}); export it with "
+                              "--dtype fp16 or --quantize int8, or load without a variant")
+        v = self.variants[variant]
+        return (GraphInfo.from_dict(v["encoder"]), GraphInfo.from_dict(v["decoder"]), int(v["opset"]),
+                int(v["ir_version"]))
+
+    def files(self) -> frozenset[str]:
+        """Every file the bundle must hold: the manifest, both graphs and every variant's graphs."""
+        names = {MANIFEST_FILE, self.encoder.file, self.decoder.file}
+        for v in self.variants.values():
+            names |= {v["encoder"]["file"], v["decoder"]["file"]}
+        return frozenset(names)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -99,7 +119,10 @@ class Manifest:
                 producer=dict(d["producer"]),
                 training=dict(d.get("training", {})),
                 parity=dict(d.get("parity", {})),
+                variants=dict(d.get("variants", {})),
             )
+            for name in m.variants:
+                m.graphs(name)  # every variant entry must be complete
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -140,11 +163,12 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
     return Manifest.from_dict(data)
 
 
-def read_bundle(bundle: str | os.PathLike[str]) -> tuple[Manifest, bytes, bytes]:
+def read_bundle(bundle: str | os.PathLike[str], variant: str | None = None) -> tuple[Manifest, bytes, bytes]:
     """Validate a bundle and return its manifest with the verified graph bytes.
 
     The graphs are read once and hashed in memory, so the bytes handed to
-    onnxruntime are exactly the bytes that were checked.
+    onnxruntime are exactly the bytes that were checked. ``variant`` picks
+    a precision variant (``"fp16"``, ``"int8"``) listed in the manifest.
 
     Returns
     -------
@@ -154,15 +178,17 @@ def read_bundle(bundle: str | os.PathLike[str]) -> tuple[Manifest, bytes, bytes]
     root = Path(bundle)
     manifest = read_manifest(root)
     present = {p.name for p in root.iterdir()}
-    missing = sorted(BUNDLE_FILES - present)
-    extra = sorted(present - BUNDLE_FILES)
+    expected = manifest.files()
+    missing = sorted(expected - present)
+    extra = sorted(present - expected)
     if missing:
         raise BundleError(f"bundle {str(root)!r} is missing {missing}; re-export it")
     if extra:
-        raise BundleError(f"bundle {str(root)!r} has unexpected files {extra}; a bundle holds only "
-                          f"{sorted(BUNDLE_FILES)}: remove the extra files")
+        raise BundleError(f"bundle {str(root)!r} has unexpected files {extra}; this bundle holds only "
+                          f"{sorted(expected)}: remove the extra files")
+    enc_info, dec_info, opset, ir_version = manifest.graphs(variant)
     blobs = []
-    for name, info in (("encoder", manifest.encoder), ("decoder", manifest.decoder)):
+    for name, info in (("encoder", enc_info), ("decoder", dec_info)):
         if Path(info.file).name != info.file:
             raise BundleError(f"{name} file {info.file!r} must be a plain file name inside the bundle")
         data = (root / info.file).read_bytes()
@@ -172,12 +198,12 @@ def read_bundle(bundle: str | os.PathLike[str]) -> tuple[Manifest, bytes, bytes]
                 f"{info.file} has sha256 {digest[:12]}… but the manifest says {info.sha256[:12]}…; "
                 "the file is corrupt or was replaced: re-export the bundle"
             )
-        vet_graph(data, manifest, name=info.file)
+        vet_graph(data, opset, ir_version, name=info.file)
         blobs.append(data)
     return manifest, blobs[0], blobs[1]
 
 
-def vet_graph(data: bytes, manifest: Manifest, *, name: str) -> None:
+def vet_graph(data: bytes, opset_expected: int, ir_expected: int, *, name: str) -> None:
     """Refuse a graph whose opset or IR version disagrees with the manifest, that uses
     external data (a path outside the bundle could be read) or that contains random ops."""
     facts = scan_model(data, name=name)
@@ -185,9 +211,9 @@ def vet_graph(data: bytes, manifest: Manifest, *, name: str) -> None:
         raise BundleError(f"{name} references external data files; bundles hold self-contained graphs only "
                           "(external paths could point outside the bundle): re-export the bundle")
     opset = facts.opsets.get("", 0)
-    if opset != manifest.opset or facts.ir_version != manifest.ir_version:
+    if opset != opset_expected or facts.ir_version != ir_expected:
         raise BundleError(f"{name} has opset {opset} and IR version {facts.ir_version} but the manifest says "
-                          f"{manifest.opset} and {manifest.ir_version}; the graph was replaced: re-export the bundle")
+                          f"{opset_expected} and {ir_expected}; the graph was replaced: re-export the bundle")
     bad = sorted(facts.op_types & RANDOM_OPS)
     if bad:
         raise BundleError(f"{name} contains random ops {bad}; curvae graphs take noise as the explicit 'eps' "
@@ -203,11 +229,14 @@ def full_check(bundle: str | os.PathLike[str]) -> str:
         import onnx
     except ImportError:
         return "onnx.checker skipped (the onnx package is not installed)"
-    manifest, enc, dec = read_bundle(bundle)
-    for info, data in ((manifest.encoder, enc), (manifest.decoder, dec)):
-        try:
-            onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-        except Exception as exc:  # onnx raises ValidationError, InferenceError, DecodeError...
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BundleError(f"{info.file} fails onnx.checker ({first}); re-export the bundle") from None
-    return f"onnx.checker full check passed (onnx {onnx.__version__})"
+    manifest = read_manifest(bundle)
+    for variant in [None, *sorted(manifest.variants)]:
+        _, enc, dec = read_bundle(bundle, variant)
+        enc_info, dec_info, _, _ = manifest.graphs(variant)
+        for info, data in ((enc_info, enc), (dec_info, dec)):
+            try:
+                onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+            except Exception as exc:  # onnx raises ValidationError, InferenceError, DecodeError...
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BundleError(f"{info.file} fails onnx.checker ({first}); re-export the bundle") from None
+    return f"onnx.checker full check passed on {2 * (1 + len(manifest.variants))} graphs (onnx {onnx.__version__})"

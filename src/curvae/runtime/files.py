@@ -114,6 +114,10 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "producer": m.producer,
         "training": {k: m.training.get(k) for k in ("epochs", "n_train", "final", "seconds", "device")},
         "parity": {k: m.parity.get(k) for k in ("atol", "max_abs", "max_rel", "passed", "providers")},
+        "variants": {k: {"max_abs_x_hat": v["max_abs"]["x_hat"], "budget": v["budget"],
+                         "decode_rows_per_s": round(v["decode_rows_per_s"]),
+                         "fit_residual_median": v["fit_residual_median"]} for k, v in m.variants.items()},
+        "variant_loaded": model.variant,
         "available_providers": available_providers(),
         "running_on": {g: p[0] for g, p in model.providers.items()},
     }

@@ -65,6 +65,7 @@ class CurveModel:
         self.manifest = manifest
         self._enc = encoder
         self._dec = decoder
+        self.variant: str | None = None
 
     @classmethod
     def load(
@@ -74,6 +75,7 @@ class CurveModel:
         providers: str | Sequence[ProviderSpec] | None = "auto",
         threads: int | None = None,
         strict: bool = False,
+        variant: str | None = None,
     ) -> CurveModel:
         """Verify a bundle (manifest, file set, sha256) and open its two sessions.
 
@@ -89,14 +91,20 @@ class CurveModel:
         strict : bool
             Make it an error when the first requested provider is not the one
             that runs (onnxruntime would otherwise fall back to CPU silently).
+        variant : {None, "fp16", "int8"}
+            Load a precision variant listed in the manifest instead of the
+            float32 graphs; its measured error is in ``manifest.variants``.
         """
         resolved = resolve_providers(providers)
-        manifest, enc_bytes, dec_bytes = read_bundle(path)
-        versions = {"opset": manifest.opset, "ir_version": manifest.ir_version, "strict": strict}
+        manifest, enc_bytes, dec_bytes = read_bundle(path, variant)
+        _, _, opset, ir_version = manifest.graphs(variant)
+        versions = {"opset": opset, "ir_version": ir_version, "strict": strict}
         enc = make_session(enc_bytes, resolved, threads=threads, name="encoder", **versions)
         dec = make_session(dec_bytes, resolved, threads=threads, name="decoder", **versions)
         check_sessions(manifest, enc, dec)
-        return cls(Path(path), manifest, enc, dec)
+        model = cls(Path(path), manifest, enc, dec)
+        model.variant = variant
+        return model
 
     # ------------------------------------------------------------------ facts
     @property

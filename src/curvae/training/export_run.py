@@ -6,7 +6,10 @@ import os
 
 from curvae.export import ExportConfig, ExportResult, ParityRow, export_bundle, run_parity
 from curvae.runtime.bundle import read_bundle
-from curvae.runtime.errors import BundleError, RunError
+import numpy as np
+
+from curvae.runtime.errors import BundleError, CurvaeError, RunError
+from curvae.training.data import build_dataset
 from curvae.runtime.providers import available_providers
 from curvae.training.model import DecoderGraph, EncoderGraph, FoldedDecoder, FoldedEncoder
 from curvae.training.run import load_run
@@ -18,8 +21,13 @@ def export_run(
     *,
     config: ExportConfig = ExportConfig(),
     force: bool = False,
+    variants: dict[str, float] | None = None,
 ) -> ExportResult:
-    """Export the run folder ``run`` as the bundle ``out`` (see :func:`curvae.export.export_bundle`)."""
+    """Export the run folder ``run`` as the bundle ``out`` (see :func:`curvae.export.export_bundle`).
+
+    Precision ``variants`` are measured on the run's held-out curves (rebuilt
+    from its config; decoded prior samples if its data file is gone).
+    """
     r = load_run(run)
     s = r.summary
     if s.get("status", "complete") != "complete":
@@ -37,7 +45,17 @@ def export_run(
     return export_bundle(FoldedEncoder(r.model), FoldedDecoder(r.model), out, n_points=r.config.model.n_points,
                          latent_dim=r.config.model.latent_dim, grid=s["grid"], family=s["family"],
                          run_id=s["run_id"], training=training, config=config, force=force,
-                         reference=(EncoderGraph(r.model), DecoderGraph(r.model)))
+                         reference=(EncoderGraph(r.model), DecoderGraph(r.model)), variants=variants,
+                         fit_targets=_held_out(r) if variants else None)
+
+
+def _held_out(r) -> np.ndarray | None:
+    """The run's held-out curves (at most 500), or None when its data cannot be rebuilt."""
+    try:
+        data = build_dataset(r.config.data, seed=r.config.train.seed)
+    except CurvaeError:
+        return None
+    return data.val[:500] if data.sha256 == r.summary.get("data_sha256") else None
 
 
 def check_against_run(

@@ -1,0 +1,74 @@
+"""Precision variants: written, measured, budget-gated, and loadable by name."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from curvae.runtime import BundleError, CurveModel, ExportError
+from curvae.training.export_run import export_run
+
+
+@pytest.fixture(scope="module")
+def variant_bundle(run_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("variants") / "model"
+    export_run(run_dir, out, variants={"fp16": 0.05, "int8": 0.5})
+    return out
+
+
+def test_variant_files_and_manifest_records(variant_bundle):
+    assert {p.name for p in variant_bundle.iterdir()} == {
+        "manifest.json", "encoder.onnx", "decoder.onnx", "encoder.fp16.onnx", "decoder.fp16.onnx",
+        "encoder.int8.onnx", "decoder.int8.onnx"}
+    v = CurveModel.load(variant_bundle).manifest.variants
+    for name, budget in (("fp16", 0.05), ("int8", 0.5)):
+        rec = v[name]
+        assert rec["budget"] == budget and 0 < rec["max_abs"]["x_hat"] <= budget
+        assert rec["decode_rows_per_s"] > 0 and rec["fp32_decode_rows_per_s"] > 0
+        assert np.isfinite(rec["fit_residual_median"]) and rec["n_fit_targets"] > 0
+
+
+@pytest.mark.parametrize("name", ["fp16", "int8"])
+def test_variant_loads_by_name_keeps_float32_io_and_stays_within_budget(variant_bundle, name):
+    fp32 = CurveModel.load(variant_bundle)
+    var = CurveModel.load(variant_bundle, variant=name)
+    assert var.variant == name
+    z = np.random.default_rng(5).standard_normal((300, 2)).astype(np.float32)
+    got, ref = var.decode(z), fp32.decode(z)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    assert np.abs(got - ref).max() <= var.manifest.variants[name]["budget"]
+    curves = fp32.sample(20, seed=1)
+    assert np.isfinite(var.fit(curves).residual).all()
+
+
+def test_fp16_is_close(variant_bundle):
+    z = np.random.default_rng(6).standard_normal((100, 2)).astype(np.float32)
+    diff = np.abs(CurveModel.load(variant_bundle, variant="fp16").decode(z) - CurveModel.load(variant_bundle).decode(z))
+    assert diff.max() < 0.05
+
+
+def test_unknown_variant_is_a_clear_error(variant_bundle, bundle_dir):
+    with pytest.raises(BundleError, match=r"variant 'fp16' is not in this bundle \(variants: none\)"):
+        CurveModel.load(bundle_dir, variant="fp16")
+    with pytest.raises(BundleError, match=r"variant 'bf16' is not in this bundle \(variants: fp16, int8\)"):
+        CurveModel.load(variant_bundle, variant="bf16")
+
+
+def test_variant_over_budget_is_refused_and_nothing_written(run_dir, tmp_path):
+    with pytest.raises(ExportError, match=r"variant int8: decoded curves differ from float32 by .* > budget 1e-09"):
+        export_run(run_dir, tmp_path / "m", variants={"int8": 1e-9})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tampered_variant_graph_is_caught(variant_bundle, tmp_path):
+    import shutil
+
+    dst = tmp_path / "m"
+    shutil.copytree(variant_bundle, dst)
+    p = dst / "decoder.int8.onnx"
+    data = bytearray(p.read_bytes())
+    data[-10] ^= 0xFF
+    p.write_bytes(bytes(data))
+    CurveModel.load(dst)  # the float32 graphs are untouched
+    with pytest.raises(BundleError, match="decoder.int8.onnx has sha256"):
+        CurveModel.load(dst, variant="int8")
