@@ -152,3 +152,9 @@ def test_as_matrix_rejects_strings_and_float64_overflow():
 def test_a_folder_is_not_a_curve_file(tmp_path):
     with pytest.raises(DataFileError, match="is not a file; pass a .npy, .npz or .csv file"):
         load_curves(tmp_path)
+
+
+def test_object_array_npz_is_never_unpickled(tmp_path):
+    np.savez(tmp_path / "o.npz", curves=np.empty((2, 2), dtype=object))
+    with pytest.raises(DataFileError, match="object array .* never loads; save plain numeric arrays with np.savez"):
+        load_curves(tmp_path / "o.npz")

@@ -159,16 +159,19 @@ def open_curves(path: str | os.PathLike[str], *, n_points: int | None = None) ->
     return CurveSource(load_curves(p, n_points=n_points).curves)
 
 
+def _numpy_error(p: Path, exc: ValueError, kind: str) -> DataFileError:
+    """The error for a ValueError from ``np.load(allow_pickle=False)``: pickles get their own message."""
+    if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+        return DataFileError(f"file {str(p)!r} holds an object array (pickled data), which curvae never loads; "
+                             f"save plain numeric arrays with np.{'save' if kind == '.npy' else 'savez'}")
+    return DataFileError(f"file {str(p)!r} is not a valid {kind} file ({exc})")
+
+
 def _load_npy(p: Path) -> np.ndarray:
     try:
         return np.load(p, allow_pickle=False)
     except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise DataFileError(
-                f"file {str(p)!r} holds an object array (pickled data), which curvae never loads; "
-                "save a plain numeric array with np.save"
-            ) from None
-        raise DataFileError(f"file {str(p)!r} is not a valid .npy file ({exc})") from None
+        raise _numpy_error(p, exc, ".npy") from None
 
 
 def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -191,12 +194,7 @@ def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | Non
             curves = npz[key]
             grid = npz["grid"] if "grid" in npz.files else None
     except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise DataFileError(
-                f"file {str(p)!r} holds an object array (pickled data), which curvae never loads; "
-                "save plain numeric arrays with np.savez"
-            ) from None
-        raise DataFileError(f"file {str(p)!r} is not a valid .npz file ({exc})") from None
+        raise _numpy_error(p, exc, ".npz") from None
     return curves, grid
 
 
