@@ -13,6 +13,7 @@ import click
 from curvae import __version__
 from curvae.runtime.errors import CurvaeError
 
+
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -49,7 +50,8 @@ def _load(model: str, providers: str, strict: bool = False, variant: str | None 
     return CurveModel.load(model, providers=providers, strict=strict, variant=variant)
 
 
-def _providers_option(f):
+def _runtime_options(f):
+    """--providers, --strict and --variant, for every command that runs graphs."""
     f = click.option("--variant", type=click.Choice(["fp16", "int8"]),
                      help="Run a precision variant of the bundle instead of its float32 graphs.")(f)
     f = click.option("--strict", is_flag=True,
@@ -183,7 +185,7 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
 @click.option("--run", "run", type=click.Path(file_okay=False), help="Also check parity against this run.")
-@_providers_option
+@_runtime_options
 def check(model, run, providers, strict, variant) -> None:
     """Verify a bundle's integrity; with --run, its parity on every provider."""
     from curvae.runtime.bundle import full_check
@@ -207,7 +209,7 @@ def check(model, run, providers, strict, variant) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
-@_providers_option
+@_runtime_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(model, providers, strict, variant, as_json) -> None:
     """Show a bundle's manifest summary and the providers it runs on."""
@@ -227,7 +229,7 @@ def info(model, providers, strict, variant, as_json) -> None:
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Codes .npy to write.")
 @click.option("--sample", is_flag=True, help="Draw z = mu + sigma*eps instead of returning mu.")
 @click.option("--seed", type=int, help="Seed of eps with --sample.")
-@_providers_option
+@_runtime_options
 @_force_option
 def encode(model, curves, out, sample, seed, providers, strict, variant, force) -> None:
     """Encode curves (.npy/.npz/.csv) to latent codes."""
@@ -241,7 +243,7 @@ def encode(model, curves, out, sample, seed, providers, strict, variant, force) 
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("codes", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
-@_providers_option
+@_runtime_options
 @_force_option
 def decode(model, codes, out, providers, strict, variant, force) -> None:
     """Decode latent codes (.npy/.csv, or .npz key 'z') to curves."""
@@ -256,7 +258,7 @@ def decode(model, codes, out, providers, strict, variant, force) -> None:
 @click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Number of curves.")
 @click.option("--seed", type=int)
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
-@_providers_option
+@_runtime_options
 @_force_option
 def sample(model, n, seed, out, providers, strict, variant, force) -> None:
     """Draw codes from the N(0, I) prior and decode them."""
@@ -277,7 +279,7 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.option("--max-iter", default=100, show_default=True, type=click.IntRange(min=1))
 @click.option("--prior-weight", default=0.0, show_default=True, type=click.FloatRange(min=0))
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), help="Keep |z_i| <= bound.")
-@_providers_option
+@_runtime_options
 @_force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, strict,
         variant, force) -> None:
