@@ -67,9 +67,12 @@ def main(n_targets: int, n_nm: int, stream_rows: int = 1_000_000) -> dict:
     model = CurveModel.load(WORK / "model")
     targets, _ = get_family("beta").sample(n_targets, seed=13_579)
 
-    t = time.perf_counter()
-    fit = model.fit(targets)
-    lm_per_target = (time.perf_counter() - t) / n_targets
+    model.fit(targets[:100])  # warm-up: session arenas reach their working size
+    lm_per_target = float("inf")
+    for _ in range(3):  # best of 3: the least-disturbed run on a shared machine
+        t = time.perf_counter()
+        fit = model.fit(targets)
+        lm_per_target = min(lm_per_target, (time.perf_counter() - t) / n_targets)
     best = model.fit(targets, n_starts=8, seed=1)
 
     decoder = DecoderGraph(load_run(WORK / "run").model).eval()

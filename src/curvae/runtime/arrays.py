@@ -23,6 +23,8 @@ def as_matrix(
     min_rows: int = 1,
     min_cols: int = 1,
     row_offset: int = 0,
+    max_abs: float = _F32_MAX,
+    bound_hint: str = "",
 ) -> NDArray[np.float32]:
     """Return ``values`` as a finite float32 matrix, or raise :class:`InputError`.
 
@@ -40,6 +42,8 @@ def as_matrix(
         Smallest accepted number of rows and columns.
     row_offset : int
         Added to row numbers in messages, for chunks of a larger array.
+    max_abs : float
+        Largest accepted magnitude; ``bound_hint`` says why, in the message.
 
     Returns
     -------
@@ -72,11 +76,16 @@ def as_matrix(
                 f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} overflows float32 (|x| > {_F32_MAX:.3g}); rescale the data"
             )
     out = np.ascontiguousarray(arr, dtype=np.float32)
-    bad = ~np.isfinite(out)
-    if bad.any():
-        r, c = np.argwhere(bad)[0]
-        raise InputError(
-            f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
-            "curvae needs finite values: drop or repair those rows"
-        )
+    # One reduction covers NaN (propagates), ±Inf and the bound; details are found only on failure.
+    peak = np.abs(out).max() if out.size else 0.0
+    if not (peak <= max_abs):
+        bad = ~np.isfinite(out)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise InputError(
+                f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
+                "curvae needs finite values: drop or repair those rows"
+            )
+        r, c = np.argwhere(np.abs(out) > max_abs)[0]
+        raise InputError(f"{name}[{r + row_offset}, {c}] = {out[r, c].item()!r} is outside ±{max_abs:g}; {bound_hint}")
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,6 +174,8 @@ def _load_npy(p: Path) -> np.ndarray:
 
 
 def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | None]:
+    import zipfile  # only here: keeps the runtime's import time down
+
     try:
         with zipfile.ZipFile(p) as zf:
             total = sum(info.file_size for info in zf.infolist())

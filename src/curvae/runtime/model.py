@@ -202,12 +202,8 @@ class CurveModel:
         -------
         ndarray of shape (n_codes, n_points), float32
         """
-        codes = self._codes(z)
-        big = np.abs(codes) > MAX_ABS_Z
-        if big.any():
-            r, c = np.argwhere(big)[0]
-            raise InputError(f"z[{r}, {c}] = {codes[r, c].item()!r} is outside ±{MAX_ABS_Z:g}; latent codes live "
-                             "on the N(0, I) prior's scale: pass codes from encode/fit/sample")
+        codes = as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims", max_abs=MAX_ABS_Z,
+                          bound_hint="latent codes live on the N(0, I) prior's scale: pass codes from encode/fit/sample")
         return self._run_decoder(codes)
 
     def sample(self, n: int, *, seed: Seed = None) -> NDArray[np.float32]:
