@@ -84,8 +84,11 @@ def main() -> dict:
             return torch_dec(t)
 
     np.testing.assert_allclose(model.decode(z[:1000]), torch_decode(zt[:1000]).numpy(), atol=1e-4)
-    ort_batch = best_of(lambda: model.decode(z), repeat=7)
-    torch_batch = best_of(lambda: torch_decode(zt), repeat=7)
+    # Interleaved rounds, best of each: a burst of load from neighbours on the shared host hits both sides alike.
+    ort_batch = torch_batch = float("inf")
+    for _ in range(5):
+        ort_batch = min(ort_batch, best_of(lambda: model.decode(z), repeat=4))
+        torch_batch = min(torch_batch, best_of(lambda: torch_decode(zt), repeat=4))
     ort_one = median_of(lambda: model.decode(one), repeat=3000)
     torch_one = median_of(lambda: torch_decode(one_t), repeat=3000)
     gflops = decoder_flops_per_row(model) * BATCH / ort_batch / 1e9
