@@ -330,21 +330,12 @@ def report(source, targets, out, seed, force) -> None:
 def demo(out, n_targets, epochs, seed, force) -> None:
     """Run the worked example: train on Beta, export with parity, encode, sample, fit."""
     from curvae.training.config import RunConfig, TrainConfig
-    from curvae.training.demo import run_demo
+    from curvae.training.demo import format_summary, run_demo
 
     tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
     s = run_demo(out, n_targets=n_targets, seed=seed, force=force, config=RunConfig(train=tc),
                  on_epoch=_epoch_printer(tc.epochs))
-    t, p, f, lat = s["train"], s["parity"], s["fit"], s["latent"]
-    click.echo(f"""
-curvae demo: Beta log-PDFs, written to {out}/
-  training   {t['epochs']} epochs in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
-  export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g})
-  latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
-  fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
-             residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}
-  total      {s['seconds']:.1f}s on {s['providers']}
-  report     {f"{out}/{s['report']}" if s['report'] else "skipped: pip install 'curvae[plot]' for figures"}""")
+    click.echo(format_summary(s, out))
 
 
 if __name__ == "__main__":

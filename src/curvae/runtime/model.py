@@ -11,12 +11,11 @@ from numpy.typing import ArrayLike, NDArray
 
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.bundle import Manifest, read_bundle
-from curvae.runtime.errors import BundleError
 from curvae.runtime.errors import InputError
 from curvae.runtime.fit import FIT_METHODS, FitMethod, FitOptions, FitResult, fit_latent
 from curvae.runtime.providers import ProviderSpec, resolve_providers
 from curvae.runtime.seeding import Seed, rng
-from curvae.runtime.session import make_session
+from curvae.runtime.session import check_sessions, make_session
 
 #: Largest |z| accepted by :meth:`CurveModel.decode`; the prior is N(0, I), so codes
 #: beyond this are input mistakes, and they keep the decoder's output finite.
@@ -26,25 +25,6 @@ MAX_ABS_Z = 1e4
 #: (rows, hidden) intermediate stays in cache: 1.9x the throughput of one
 #: 100k-row call here, and memory stays bounded.
 CHUNK_ROWS = 4096
-
-
-def check_sessions(manifest: Manifest, enc, dec) -> None:
-    """Both graphs must come from the manifest's run and have the manifest's shapes."""
-    for name, sess in (("encoder", enc), ("decoder", dec)):
-        meta = sess.get_modelmeta().custom_metadata_map
-        run_id = meta.get("curvae.run_id")
-        if run_id != manifest.run_id or meta.get("curvae.graph") != name:
-            raise BundleError(f"{name}.onnx says run {run_id!r} (graph {meta.get('curvae.graph')!r}) but the manifest "
-                              f"says run {manifest.run_id!r}; encoder and decoder must come from one export: "
-                              "re-export the bundle")
-    enc_in = {i.name: i.shape[1:] for i in enc.get_inputs()}
-    dec_in = {i.name: i.shape[1:] for i in dec.get_inputs()}
-    dec_out = dec.get_outputs()[0].shape[1:]
-    want = ({"x": [manifest.n_points], "eps": [manifest.latent_dim]}, {"z": [manifest.latent_dim]},
-            [manifest.n_points])
-    if (enc_in, dec_in, dec_out) != want:
-        raise BundleError(f"graph shapes encoder {enc_in}, decoder {dec_in}->{dec_out} disagree with the manifest "
-                          f"(n_points={manifest.n_points}, latent_dim={manifest.latent_dim}); re-export the bundle")
 
 
 class CurveModel:
@@ -60,12 +40,12 @@ class CurveModel:
     >>> fit = model.fit(targets)                             # fit.z, fit.residual
     """
 
-    def __init__(self, path: Path, manifest: Manifest, encoder, decoder) -> None:
+    def __init__(self, path: Path, manifest: Manifest, encoder, decoder, variant: str | None = None) -> None:
         self.path = path
         self.manifest = manifest
+        self.variant = variant
         self._enc = encoder
         self._dec = decoder
-        self.variant: str | None = None
 
     @classmethod
     def load(
@@ -102,9 +82,7 @@ class CurveModel:
         enc = make_session(enc_bytes, resolved, threads=threads, name="encoder", **versions)
         dec = make_session(dec_bytes, resolved, threads=threads, name="decoder", **versions)
         check_sessions(manifest, enc, dec)
-        model = cls(Path(path), manifest, enc, dec)
-        model.variant = variant
-        return model
+        return cls(Path(path), manifest, enc, dec, variant)
 
     # ------------------------------------------------------------------ facts
     @property

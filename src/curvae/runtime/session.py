@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import onnxruntime as ort
 
+from curvae.runtime.bundle import Manifest
 from curvae.runtime.errors import BundleError, ProviderError
 from curvae.runtime.providers import ProviderSpec
 
@@ -61,3 +62,22 @@ def make_session(
         raise ProviderError(f"--strict: {first} was requested but the {name} graph runs on "
                             f"{sess.get_providers()[0]}; drop --strict to allow fallback")
     return sess
+
+
+def check_sessions(manifest: Manifest, enc, dec) -> None:
+    """Both graphs must come from the manifest's run and have the manifest's shapes."""
+    for name, sess in (("encoder", enc), ("decoder", dec)):
+        meta = sess.get_modelmeta().custom_metadata_map
+        run_id = meta.get("curvae.run_id")
+        if run_id != manifest.run_id or meta.get("curvae.graph") != name:
+            raise BundleError(f"{name}.onnx says run {run_id!r} (graph {meta.get('curvae.graph')!r}) but the manifest "
+                              f"says run {manifest.run_id!r}; encoder and decoder must come from one export: "
+                              "re-export the bundle")
+    enc_in = {i.name: i.shape[1:] for i in enc.get_inputs()}
+    dec_in = {i.name: i.shape[1:] for i in dec.get_inputs()}
+    dec_out = dec.get_outputs()[0].shape[1:]
+    want = ({"x": [manifest.n_points], "eps": [manifest.latent_dim]}, {"z": [manifest.latent_dim]},
+            [manifest.n_points])
+    if (enc_in, dec_in, dec_out) != want:
+        raise BundleError(f"graph shapes encoder {enc_in}, decoder {dec_in}->{dec_out} disagree with the manifest "
+                          f"(n_points={manifest.n_points}, latent_dim={manifest.latent_dim}); re-export the bundle")

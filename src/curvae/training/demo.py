@@ -81,3 +81,18 @@ def _report(folder: Path) -> str | None:
 
     build_report(folder / "model", folder / "report", targets=folder / "targets.npy")
     return "report/index.html"
+
+
+def format_summary(s: dict[str, Any], out: str) -> str:
+    """The demo's printed summary."""
+    t, p, f, lat = s["train"], s["parity"], s["fit"], s["latent"]
+    report = f"{out}/{s['report']}" if s["report"] else "skipped: pip install 'curvae[plot]' for figures"
+    return f"""
+curvae demo: Beta log-PDFs, written to {out}/
+  training   {t['epochs']} epochs in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
+  export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g})
+  latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
+  fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
+             residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}
+  total      {s['seconds']:.1f}s on {s['providers']}
+  report     {report}"""
