@@ -16,6 +16,8 @@ from curvae.cli import main  # noqa: E402
 from curvae.report import REPORT_FILES, build_report  # noqa: E402
 from curvae.runtime import CurveModel  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -21,6 +21,8 @@ from curvae.training.export_run import export_run
 from curvae.training.loop import resume, train
 from curvae.training.run import load_checkpoint, load_run
 
+pytestmark = pytest.mark.slow
+
 
 def cfg(**train_kw) -> RunConfig:
     return RunConfig(data=DataConfig(n_curves=300), model=ModelConfig(hidden=16),
