@@ -72,3 +72,13 @@ def test_tampered_variant_graph_is_caught(variant_bundle, tmp_path):
     CurveModel.load(dst)  # the float32 graphs are untouched
     with pytest.raises(BundleError, match="decoder.int8.onnx has sha256"):
         CurveModel.load(dst, variant="int8")
+
+
+def test_fp16_rows_do_not_depend_on_the_batch_but_int8_rows_may(variant_bundle):
+    z = np.array([[0.3, -0.2]], np.float32)
+    others = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32) * 3
+    fp16 = CurveModel.load(variant_bundle, variant="fp16")
+    np.testing.assert_array_equal(fp16.decode(z)[0], fp16.decode(np.concatenate([z, others]))[0])
+    int8 = CurveModel.load(variant_bundle, variant="int8")
+    diff = np.abs(int8.decode(z)[0] - int8.decode(np.concatenate([z, others]))[0]).max()
+    assert diff <= int8.manifest.variants["int8"]["budget"]  # documented: batch-dependent, within its budget
