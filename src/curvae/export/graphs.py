@@ -13,6 +13,7 @@ import torch
 
 from curvae.runtime.bundle import RANDOM_OPS
 from curvae.runtime.errors import ExportError
+from curvae.runtime.onnx_scan import scan_model
 
 EXPORT_BATCH = 3  # >= 2 so the exporter keeps the batch dimension symbolic
 
@@ -77,31 +78,15 @@ def export_graph(
     return proto
 
 
-def op_types(proto: onnx.ModelProto) -> set[str]:
-    """Every op type in the graph, its subgraphs and its local functions."""
-    seen: set[str] = set()
-
-    def walk(graph: onnx.GraphProto) -> None:
-        for node in graph.node:
-            seen.add(node.op_type)
-            for attr in node.attribute:
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    walk(attr.g)
-                for g in attr.graphs:
-                    walk(g)
-
-    walk(proto.graph)
-    for fn in proto.functions:
-        seen.update(n.op_type for n in fn.node)
-    return seen
-
-
 def lint_graph(proto: onnx.ModelProto) -> None:
-    """Refuse graphs with random ops or external-data references."""
-    bad = sorted(op_types(proto) & RANDOM_OPS)
+    """Refuse graphs with random ops or external-data references.
+
+    Uses the runtime's own protobuf scan, so export and load apply one rule.
+    """
+    facts = scan_model(proto.SerializeToString(), name=proto.graph.name or "graph")
+    bad = sorted(facts.op_types & RANDOM_OPS)
     if bad:
         raise ExportError(f"graph {proto.graph.name!r} contains random ops {bad}; curvae graphs take noise as "
                           "the explicit 'eps' input: remove sampling from the module's forward")
-    for init in proto.graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise ExportError(f"initializer {init.name!r} uses external data; bundles hold self-contained graphs")
+    if facts.external_data:
+        raise ExportError(f"graph {proto.graph.name!r} uses external data; bundles hold self-contained graphs")

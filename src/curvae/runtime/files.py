@@ -61,8 +61,8 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
     """Fit every target in ``targets`` and save ``z``, ``residual``, ``success``, ``nfev``, ``message`` and
     ``x_hat`` as ``.npz``.
 
-    Targets stream in chunks of ``chunk`` rows (a ``.npy`` is memory-mapped)
-    and results go to disk chunk by chunk, so memory stays bounded however
+    Targets stream in chunks of ``chunk`` rows (a ``.npy`` is read chunk by
+    chunk from disk) and results go to disk chunk by chunk, so memory stays bounded however
     many targets there are. ``progress(done, total)`` is called after each
     chunk.
 
@@ -76,15 +76,15 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
         raise InputError(f"chunk={chunk!r} must be a positive integer")
     source = open_curves(targets, n_points=model.n_points)
     n, d, p = source.shape[0], model.latent_dim, model.n_points
-    writer = NpzStreamWriter(dest, {"z": ((n, d), "float32"), "residual": ((n,), "float64"),
-                                    "success": ((n,), "bool"), "nfev": ((n,), "int64"),
-                                    "message": ((n,), "U64"), "x_hat": ((n, p), "float32")})
+    specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "success": ((n,), "bool"),
+             "nfev": ((n,), "int64"), "message": ((n,), "U64"), "x_hat": ((n, p), "float32")}
+    writer = NpzStreamWriter(dest, specs)
     residuals, n_success = [], 0
     try:
         for i in range(0, n, chunk):
             rows = as_matrix(source.read(i, i + chunk), name="targets", n_cols=p, col_name="points", row_offset=i)
             res = model.fit(rows, **fit_kw)
-            for name in ("z", "residual", "success", "nfev", "message", "x_hat"):
+            for name in specs:
                 writer.append(name, getattr(res, name))
             residuals.append(res.residual)
             n_success += int(res.success.sum())

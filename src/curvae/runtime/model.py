@@ -27,6 +27,12 @@ MAX_ABS_Z = 1e4
 CHUNK_ROWS = 4096
 
 
+def _positive_int(name: str, value: object) -> None:
+    """Refuse anything but a positive integer (bools and floats included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name}={value!r} must be a positive integer")
+
+
 class CurveModel:
     """A curvae bundle opened for inference, without torch.
 
@@ -191,8 +197,7 @@ class CurveModel:
         -------
         ndarray of shape (n, n_points), float32
         """
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise InputError(f"n={n!r} must be a positive integer number of samples")
+        _positive_int("n", n)
         z = rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
         return self._run_decoder(z)
 
@@ -242,10 +247,8 @@ class CurveModel:
             raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(FIT_METHODS)}")
         if init not in ("encoder", "zero"):
             raise InputError(f"init={init!r} is not supported; choose 'encoder' or 'zero'")
-        if isinstance(n_starts, bool) or not isinstance(n_starts, (int, np.integer)) or n_starts < 1:
-            raise InputError(f"n_starts={n_starts!r} must be a positive integer")
-        if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-            raise InputError(f"max_iter={max_iter!r} must be a positive integer")
+        _positive_int("n_starts", n_starts)
+        _positive_int("max_iter", max_iter)
         if not np.isfinite(prior_weight) or prior_weight < 0:
             raise InputError(f"prior_weight={prior_weight!r} must be finite and >= 0")
         if bound is not None and not (np.isfinite(bound) and bound > 0):
