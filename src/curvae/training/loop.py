@@ -82,11 +82,12 @@ class _Trainer:
                 "optimizer": copy.deepcopy(self.opt.state_dict()), "generator": self.gen.get_state().clone(),
                 "epoch": self.epoch}
 
-    def restore(self, snap: dict[str, Any], history: list[dict[str, Any]]) -> None:
+    def restore(self, snap: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
+        """Return to ``snap``; the history is cut to its epoch (``history`` defaults to the trainer's own)."""
         self.model.load_state_dict(snap["model"])
         self.opt.load_state_dict(snap["optimizer"])
         self.gen.set_state(snap["generator"])
-        self.history = list(history[:snap["epoch"]])
+        self.history = list((self.history if history is None else history)[:snap["epoch"]])
 
     def run_epoch(self) -> dict[str, Any]:
         """One pass over the training curves; returns its history row (losses may be non-finite)."""
@@ -164,23 +165,23 @@ def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None,
     """Run epochs up to ``stop_after`` (or the end), then write the run; faults keep the last good epoch."""
     t0 = time.perf_counter() - seconds_before
     last = trainer.cfg.train.epochs if stop_after is None else min(stop_after, trainer.cfg.train.epochs)
-    good, good_history = trainer.snapshot(), list(trainer.history)
+    good = trainer.snapshot()
     try:
         while trainer.epoch < last:
             row = trainer.run_epoch()
             if not (math.isfinite(row["recon"]) and math.isfinite(row["kl"])):
                 bad_epoch = row["epoch"]
-                trainer.restore(good, good_history)
+                trainer.restore(good)
                 where = _keep_last_good(trainer, out, force, t0, f"failed: non-finite loss at epoch {bad_epoch}",
                                         "retrain with a lower --lr")
                 raise TrainingError(
                     f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
                     f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values; {where}")
-            good, good_history = trainer.snapshot(), list(trainer.history)
+            good = trainer.snapshot()
             if on_epoch is not None:
                 on_epoch(row)
     except KeyboardInterrupt:
-        trainer.restore(good, good_history)
+        trainer.restore(good)
         where = _keep_last_good(trainer, out, force, t0, f"interrupted after epoch {trainer.epoch}",
                                 f"continue with `curvae train --resume {out}`")
         raise TrainingError(f"training interrupted; {where}") from None
