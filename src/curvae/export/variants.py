@@ -19,11 +19,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from curvae.runtime.errors import ExportError
 from curvae.runtime.fit import FitOptions, fit_latent
+from curvae.runtime.model import CHUNK_ROWS
 from curvae.runtime.session import make_session
 
 #: Default error budgets: max |variant − float32| over decoded curves (log-PDF units for the built-in families).
 DEFAULT_BUDGETS = {"fp16": 0.05, "int8": 0.5}
-CHUNK = 4096
 
 
 def to_fp16(data: bytes) -> bytes:
@@ -77,8 +77,8 @@ def _rows_per_s(sess, z: NDArray[np.float32]) -> float:
     best = float("inf")
     for _ in range(3):
         t = time.perf_counter()
-        for i in range(0, len(z), CHUNK):
-            sess.run(None, {"z": z[i:i + CHUNK]})
+        for i in range(0, len(z), CHUNK_ROWS):  # chunked as CurveModel runs it
+            sess.run(None, {"z": z[i:i + CHUNK_ROWS]})
         best = min(best, time.perf_counter() - t)
     return len(z) / best
 
