@@ -20,11 +20,13 @@ def test_defaults_are_the_worked_example_network():
 
 
 @pytest.mark.parametrize("cls, kw, match", [
-    (TrainConfig, {"epochs": 0}, "epochs=0 must be a integer > 0"),
+    (TrainConfig, {"epochs": 0}, "epochs=0 must be an integer > 0"),
     (TrainConfig, {"lr": -1.0}, "lr=-1.0 must be a number > 0"),
     (TrainConfig, {"beta": -0.1}, "beta=-0.1 must be a number >= 0"),
+    (TrainConfig, {"ema": 1.0}, r"ema=1.0 must be in \[0, 1\)"),
+    (TrainConfig, {"ema": -0.5}, "ema=-0.5 must be a number >= 0"),
     (TrainConfig, {"device": "tpu"}, "device='tpu' must be one of auto, cpu, cuda"),
-    (ModelConfig, {"latent_dim": 0}, "latent_dim=0 must be a integer > 0"),
+    (ModelConfig, {"latent_dim": 0}, "latent_dim=0 must be an integer > 0"),
     (DataConfig, {"val_fraction": 0.7}, r"val_fraction=0.7 must be in \(0, 0.5\)"),
 ])
 def test_bad_values_are_refused(cls, kw, match):

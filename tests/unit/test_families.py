@@ -46,3 +46,18 @@ def test_family_description_lists_parameter_ranges():
 def test_unknown_family_lists_the_built_in_ones():
     with pytest.raises(InputError, match=r"family 'weibull' is not built in; choose one of beta, gamma, normal"):
         get_family("weibull")
+
+
+SCIPY_REFERENCE = {
+    "beta": lambda x, t: stats.beta.logpdf(x[None, :], t[:, [0]], t[:, [1]]),
+    "gamma": lambda x, t: stats.gamma.logpdf(x[None, :], t[:, [0]], scale=t[:, [1]]),
+    "normal": lambda x, t: stats.norm.logpdf(x[None, :], t[:, [0]], t[:, [1]]),
+}
+
+
+@pytest.mark.parametrize("name", FAMILY_NAMES)
+def test_closed_form_log_pdf_equals_scipy_over_the_whole_parameter_box(name):
+    fam = get_family(name)
+    theta = fam.sample_params(2000, seed=3)
+    got = fam.logpdf(fam.grid(), theta)
+    np.testing.assert_allclose(got, SCIPY_REFERENCE[name](fam.grid(), theta), rtol=1e-12, atol=1e-12)

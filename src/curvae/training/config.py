@@ -31,9 +31,9 @@ class _Config:
 def _positive(name: str, value: float, *, integer: bool = False, zero_ok: bool = False) -> None:
     ok_type = isinstance(value, int) and not isinstance(value, bool) if integer else isinstance(value, (int, float))
     if not ok_type or value != value or (value < 0 if zero_ok else value <= 0):
-        kind = "integer" if integer else "number"
+        kind = "an integer" if integer else "a number"
         rule = ">= 0" if zero_ok else "> 0"
-        raise InputError(f"{name}={value!r} must be a {kind} {rule}")
+        raise InputError(f"{name}={value!r} must be {kind} {rule}")
 
 
 @dataclass(frozen=True)
@@ -74,15 +74,21 @@ class ModelConfig(_Config):
 
 @dataclass(frozen=True)
 class TrainConfig(_Config):
-    """Optimisation: mini-batch Adam with warm-up then exponential LR decay."""
+    """Optimisation: mini-batch Adam with warm-up then exponential LR decay.
 
-    epochs: int = 400
-    batch_size: int = 128
+    ``ema`` is the decay of the running weight average that is written as the
+    model (Polyak averaging, debiased like Adam's moments); 0 writes the last
+    weights instead.
+    """
+
+    epochs: int = 120
+    batch_size: int = 32
     lr: float = 1e-2
     lr_final: float = 5e-5
     warmup_epochs: int = 3
     beta: float = 1.0
     kl_warmup_epochs: int = 0
+    ema: float = 0.999
     device: Device = "auto"
     seed: int = 0
 
@@ -94,6 +100,10 @@ class TrainConfig(_Config):
         _positive("warmup_epochs", self.warmup_epochs, integer=True, zero_ok=True)
         _positive("beta", self.beta, zero_ok=True)
         _positive("kl_warmup_epochs", self.kl_warmup_epochs, integer=True, zero_ok=True)
+        _positive("ema", self.ema, zero_ok=True)
+        if not self.ema < 1.0:
+            raise InputError(f"ema={self.ema!r} must be in [0, 1): it is the decay of the weight average "
+                             "(0 keeps no average)")
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"device={self.device!r} must be one of auto, cpu, cuda")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import hashlib
 import io
 import math
@@ -17,10 +17,12 @@ import torch
 from curvae import __version__
 from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.runtime.errors import TrainingError
+from curvae.training.adam import FlatAdam
 from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
-from curvae.training.model import VAE, vae_loss
+from curvae.training.model import VAE
 from curvae.training.run import weights_bytes
+from curvae.training.step import LossGradient, flatten_parameters
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -63,9 +65,16 @@ class _Trainer:
         self.x_val = torch.from_numpy(self.data.val).to(self.device)
         self.model = VAE(cfg.model).to(self.device)
         self.model.set_normalisation(self.x_train)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr, fused=True)  # one kernel per step
+        self.x_scaled = (self.x_train - self.model.x_mean) / self.model.x_std  # (N, P), the encoder's input
+        self.flat = flatten_parameters(self.model)  # one buffer: one fused Adam kernel per step
+        self.gradient = LossGradient(self.model)
+        self.opt = FlatAdam(self.flat.data, self.flat.grad)
+        # Running average of the weights (what is shipped), kept un-debiased as Adam keeps its moments.
+        self.average = torch.zeros_like(self.flat.data) if tc.ema else torch.zeros(0, device=self.device)
         n = self.x_train.shape[0]
         self.steps_per_epoch = math.ceil(n / tc.batch_size)
+        sizes = [min(tc.batch_size, n - i) for i in range(0, n, tc.batch_size)]
+        self.batch_sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (steps_per_epoch,)
         total = tc.epochs * self.steps_per_epoch
         # Precomputed: per-step scheduler objects cost more than the tiny model's step.
         self.lrs = [tc.lr * lr_factor(s, total=total, warmup=tc.warmup_epochs * self.steps_per_epoch,
@@ -79,47 +88,64 @@ class _Trainer:
     def snapshot(self) -> dict[str, Any]:
         """Resume state after the last completed epoch (tensors and plain values only)."""
         return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "optimizer": copy.deepcopy(self.opt.state_dict()), "generator": self.gen.get_state().clone(),
-                "epoch": self.epoch}
+                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state().clone(),
+                "average": self.average.detach().cpu().clone(), "epoch": self.epoch}
 
     def restore(self, snap: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
         """Return to ``snap``; the history is cut to its epoch (``history`` defaults to the trainer's own)."""
-        self.model.load_state_dict(snap["model"])
+        self.model.load_state_dict(snap["model"])  # copies into the views of the flat parameter
         self.opt.load_state_dict(snap["optimizer"])
         self.gen.set_state(snap["generator"])
+        self.average.copy_(snap["average"])
         self.history = list((self.history if history is None else history)[:snap["epoch"]])
+
+    @contextlib.contextmanager
+    def shipped_weights(self, steps: int | None = None):
+        """Within the block the model holds the weights that are written: the debiased average, if kept.
+
+        ``steps`` is how many optimiser steps the average holds (default: those of the completed epochs).
+        """
+        decay = self.cfg.train.ema
+        steps = self.epoch * self.steps_per_epoch if steps is None else steps
+        if not decay or steps == 0:
+            yield
+            return
+        raw = self.flat.data.clone()
+        self.flat.data.copy_(self.average / (1.0 - decay ** steps))
+        try:
+            yield
+        finally:
+            self.flat.data.copy_(raw)
 
     def run_epoch(self) -> dict[str, Any]:
         """One pass over the training curves; returns its history row (losses may be non-finite)."""
-        tc, model, gen, dev = self.cfg.train, self.model, self.gen, self.device
+        tc, gen, dev, latent = self.cfg.train, self.gen, self.device, self.cfg.model.latent_dim
         te = time.perf_counter()
         epoch = self.epoch + 1
-        model.train()
         kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
-        n = self.x_train.shape[0]
-        xs = self.x_train[torch.randperm(n, generator=gen, device=dev)]  # (N, P), one gather per epoch
-        eps_all = torch.randn(n, self.cfg.model.latent_dim, generator=gen, device=dev)  # (N, D)
-        sums = torch.zeros(2, device=dev)
-        group, step = self.opt.param_groups[0], (epoch - 1) * self.steps_per_epoch
-        for i in range(0, n, tc.batch_size):
-            xb, eps = xs[i:i + tc.batch_size], eps_all[i:i + tc.batch_size]
-            group["lr"] = self.lrs[step]
-            x_hat, _, mu, logvar = model(xb, eps)
-            sse, kl = vae_loss(xb, x_hat, mu, logvar)
-            self.opt.zero_grad(set_to_none=True)
-            (sse + kl_w * kl).backward()
-            self.opt.step()
-            step += 1
-            with torch.no_grad():
-                sums[0] += sse * xb.shape[0]
-                sums[1] += kl * xb.shape[0]
-        recon, kl_mean = (sums / n).tolist()
-        model.eval()
+        n, bs = self.x_scaled.shape[0], tc.batch_size
+        xs = self.x_scaled[torch.randperm(n, generator=gen, device=dev)]  # (N, P), one gather per epoch
+        eps_all = torch.randn(n, latent, generator=gen, device=dev)  # (N, D)
+        posterior = torch.empty(n, 2 * latent, device=dev)  # (N, 2D): [μ, log σ²] as each step saw them
+        sse = torch.empty(self.steps_per_epoch, device=dev)  # (steps,): (2/B)·SSE of each batch
+        step = (epoch - 1) * self.steps_per_epoch
+        flat, average, keep = self.flat.data, self.average, 1.0 - tc.ema
         with torch.no_grad():
-            mu_v, _ = model.posterior(self.x_val)
-            val_recon = float((model.decode(mu_v) - self.x_val).pow(2).sum(1).mean())
+            for k, i in enumerate(range(0, n, bs)):
+                self.gradient(xs[i:i + bs], eps_all[i:i + bs], kl_w, posterior_out=posterior[i:i + bs],
+                              sse_out=sse[k])
+                self.opt.step(self.lrs[step])
+                if tc.ema:
+                    average.lerp_(flat, keep)
+                step += 1
+            recon = float((sse * self.batch_sizes).sum()) / (2 * n)
+            mu, logvar = posterior.chunk(2, dim=1)
+            kl_mean = float(0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum()) / n
+            with self.shipped_weights(steps=step):
+                mu_v, _ = self.model.posterior(self.x_val)
+                val_recon = float((self.model.decode(mu_v) - self.x_val).pow(2).sum(1).mean())
         row = {"epoch": epoch, "recon": recon, "kl": kl_mean, "val_recon": val_recon,
-               "val_rmse": math.sqrt(val_recon / self.x_val.shape[1]), "lr": group["lr"], "beta": kl_w,
+               "val_rmse": math.sqrt(val_recon / self.x_val.shape[1]), "lr": self.lrs[step - 1], "beta": kl_w,
                "seconds": time.perf_counter() - te}
         self.history.append(row)
         return row
@@ -147,8 +173,9 @@ class _Trainer:
 
     def write(self, out: str | os.PathLike[str], status: str, seconds: float, *, force: bool) -> dict[str, Any]:
         """Write the run folder atomically: config, weights, resume checkpoint, history, summary."""
-        blob = weights_bytes(self.model)
-        summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds)}
+        with torch.no_grad(), self.shipped_weights():
+            blob = weights_bytes(self.model)
+            summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds)}
         buf = io.BytesIO()
         torch.save(self.snapshot(), buf)
         with atomic_dir(out, force=force) as tmp:

@@ -39,7 +39,7 @@ class Run:
 def weights_bytes(model: VAE) -> bytes:
     """Serialise the state dict (tensors only, so loading never runs code)."""
     buf = io.BytesIO()
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, buf)
+    torch.save({k: v.detach().cpu().clone() for k, v in model.state_dict().items()}, buf)  # own storage each
     return buf.getvalue()
 
 
@@ -97,12 +97,13 @@ def _config(root: Path) -> RunConfig:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Load a run's resume state (model, optimiser, generator, epoch) safely."""
+    """Load a run's resume state (model, optimiser, generator, weight average, epoch) safely."""
     root = Path(path)
     _check_files(root)
     state = _safe_load(root / "checkpoint.pt")
-    if not isinstance(state, dict) or set(state) != {"model", "optimizer", "generator", "epoch"}:
-        raise RunError(f"{root / 'checkpoint.pt'} is not a curvae checkpoint; retrain the run")
+    if not isinstance(state, dict) or set(state) != {"model", "optimizer", "generator", "average", "epoch"}:
+        raise RunError(f"{root / 'checkpoint.pt'} is not a checkpoint of this curvae version (it was written "
+                       "by another version, or is damaged); resume cannot continue it: retrain the run")
     return Checkpoint(config=_config(root), state=state, history=_read_json(root / "history.json"),
                       summary=_read_json(root / "summary.json"))
 
