@@ -87,6 +87,24 @@ def test_resume_refuses_changed_data(tmp_path):
         resume(tmp_path / "run")
 
 
+def test_checkpoint_of_another_layout_is_refused_with_a_fix(tmp_path):
+    train(cfg(), tmp_path / "run", stop_after=2)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    del state["average"]  # as written by a version without the weight average
+    torch.save(state, tmp_path / "run" / "checkpoint.pt")
+    with pytest.raises(RunError, match="is not a checkpoint of this curvae version .* retrain the run"):
+        resume(tmp_path / "run")
+
+
+def test_weight_average_is_what_gets_written_and_ema_zero_writes_the_last_weights(tmp_path):
+    averaged = train(cfg(), tmp_path / "avg")
+    last = train(cfg(ema=0.0), tmp_path / "last")
+    assert averaged["run_id"] != last["run_id"]  # same data, noise and steps; only the written weights differ
+    a, b = load_run(tmp_path / "avg").model.state_dict(), load_run(tmp_path / "last").model.state_dict()
+    gap = max(float((a[k] - b[k]).abs().max()) for k in a if "weight" in k)
+    assert 0 < gap < 0.5  # an average of nearby weights: different, but close
+
+
 class Exploit:
     """Unpickling this writes a marker file: what a hostile checkpoint would do."""
 

@@ -1,7 +1,17 @@
-"""Torch-vs-onnxruntime parity on the same inputs and the same noise."""
+"""Torch-vs-onnxruntime parity on the same inputs and the same noise.
+
+An element passes when onnxruntime's value is within ``atol + rtol·|torch|
++ 2·noise`` of torch's. ``noise`` is, per output, the largest difference
+between torch's own float32 result and the same model run in float64 over
+all the parity inputs: how far float32 rounding alone moves that output.
+Far from the training data an output can be ill-conditioned (a log-variance
+of −60 summed from terms in the hundreds), and there two float32 summation
+orders cannot agree to 1e-5; everywhere else the noise is far below ``atol``.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,21 +34,28 @@ class ParityRow:
     batch: int
     max_abs: float
     max_rel: float
+    float32_noise: float
     passed: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {"provider": self.provider, "graph": self.graph, "output": self.output, "batch": self.batch,
-                "max_abs": self.max_abs, "max_rel": self.max_rel, "passed": self.passed}
+                "max_abs": self.max_abs, "max_rel": self.max_rel, "float32_noise": self.float32_noise,
+                "passed": self.passed}
 
 
-def diff(got: np.ndarray, ref: np.ndarray, *, atol: float, rtol: float) -> tuple[float, float, bool]:
-    """Max abs difference, that divided by the reference's max magnitude, and whether every
-    element is within ``atol + rtol·|ref|`` (numpy's ``allclose`` rule)."""
+def diff(got: np.ndarray, ref: np.ndarray, *, atol: float, rtol: float,
+         noise: float = 0.0) -> tuple[float, float, float, bool]:
+    """Compare ``got`` with the float32 reference ``ref`` (same shape).
+
+    Returns the max abs difference, that divided by the reference's max
+    magnitude, ``noise`` itself, and whether every element is within
+    ``atol + rtol·|ref| + 2·noise``.
+    """
     ref64 = ref.astype(np.float64)
     d = np.abs(got.astype(np.float64) - ref64)
     max_abs = float(d.max()) if d.size else 0.0
-    ok = bool(got.shape == ref.shape and np.all(d <= atol + rtol * np.abs(ref64)))
-    return max_abs, max_abs / max(float(np.abs(ref64).max()), 1e-12), ok
+    ok = bool(got.shape == ref.shape and np.all(d <= atol + rtol * np.abs(ref64) + 2.0 * noise))
+    return max_abs, max_abs / max(float(np.abs(ref64).max()), 1e-12), noise, ok
 
 
 def parity_inputs(decoder: torch.nn.Module, latent_dim: int, batch: int, seed: int):
@@ -70,20 +87,29 @@ def run_parity(
     fallback is possible for CPU), so each row measures one provider.
     """
     encoder, decoder = encoder.eval().cpu(), decoder.eval().cpu()
+    encoder64, decoder64 = copy.deepcopy(encoder).double(), copy.deepcopy(decoder).double()
+    outputs = [("encoder", "z"), ("encoder", "mu"), ("encoder", "logvar"), ("decoder", "x_hat")]
+    inputs, refs = {}, {}
+    noise = dict.fromkeys(outputs, 0.0)
+    for batch in batches:
+        x, eps, z = inputs[batch] = parity_inputs(decoder, latent_dim, batch, seed)
+        x_t, eps_t, z_t = torch.from_numpy(x), torch.from_numpy(eps), torch.from_numpy(z)
+        with torch.no_grad():
+            ref = [t.numpy() for t in encoder(x_t, eps_t)] + [decoder(z_t).numpy()]
+            exact = [t.numpy() for t in encoder64(x_t.double(), eps_t.double())] + [decoder64(z_t.double()).numpy()]
+        refs[batch] = ref
+        for key, r, e in zip(outputs, ref, exact):
+            noise[key] = max(noise[key], float(np.abs(r.astype(np.float64) - e).max()))
     rows: list[ParityRow] = []
     for provider in providers:
         enc = make_session(encoder_bytes, [provider], name="encoder")
         dec = make_session(decoder_bytes, [provider], name="decoder")
         for batch in batches:
-            x, eps, z = parity_inputs(decoder, latent_dim, batch, seed)
-            with torch.no_grad():
-                ref_enc = [t.numpy() for t in encoder(torch.from_numpy(x), torch.from_numpy(eps))]
-                ref_dec = decoder(torch.from_numpy(z)).numpy()
-            got_enc = enc.run(None, {"x": x, "eps": eps})
-            got_dec = dec.run(None, {"z": z})[0]
-            for name, ref, got in zip(("z", "mu", "logvar"), ref_enc, got_enc):
-                rows.append(ParityRow(provider, "encoder", name, batch, *diff(got, ref, atol=atol, rtol=rtol)))
-            rows.append(ParityRow(provider, "decoder", "x_hat", batch, *diff(got_dec, ref_dec, atol=atol, rtol=rtol)))
+            x, eps, z = inputs[batch]
+            got = enc.run(None, {"x": x, "eps": eps}) + dec.run(None, {"z": z})
+            for (graph, name), r, g in zip(outputs, refs[batch], got):
+                rows.append(ParityRow(provider, graph, name, batch,
+                                      *diff(g, r, atol=atol, rtol=rtol, noise=noise[(graph, name)])))
     return rows
 
 
@@ -96,6 +122,7 @@ def summarise(rows: Sequence[ParityRow], *, atol: float, rtol: float) -> dict[st
         "providers": sorted({r.provider for r in rows}),
         "max_abs": max(r.max_abs for r in rows),
         "max_rel": max(r.max_rel for r in rows),
+        "float32_noise": max(r.float32_noise for r in rows),
         "passed": all(r.passed for r in rows),
         "rows": [r.to_dict() for r in rows],
     }
@@ -103,8 +130,9 @@ def summarise(rows: Sequence[ParityRow], *, atol: float, rtol: float) -> dict[st
 
 def format_table(rows: Sequence[ParityRow]) -> str:
     """Plain-text table: provider × graph × output × batch → max abs, max rel."""
-    lines = [f"{'provider':<28} {'graph':<8} {'output':<7} {'batch':>6} {'max_abs':>10} {'max_rel':>10}  ok"]
+    lines = [f"{'provider':<28} {'graph':<8} {'output':<7} {'batch':>6} {'max_abs':>10} {'max_rel':>10} "
+             f"{'f32 noise':>10}  ok"]
     for r in rows:
         lines.append(f"{r.provider:<28} {r.graph:<8} {r.output:<7} {r.batch:>6} {r.max_abs:>10.2e} "
-                     f"{r.max_rel:>10.2e}  {'yes' if r.passed else 'NO'}")
+                     f"{r.max_rel:>10.2e} {r.float32_noise:>10.2e}  {'yes' if r.passed else 'NO'}")
     return "\n".join(lines)
