@@ -21,6 +21,24 @@ def test_chunked_calls_equal_single_calls(model, beta_targets, monkeypatch):
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("rows", [3, 50])
+def test_decode_into_a_reused_buffer_equals_a_fresh_result(model, rows, monkeypatch):
+    monkeypatch.setattr(model_mod, "CHUNK_ROWS", 7)  # 50 rows: the chunked path writes each chunk into out
+    z = np.random.default_rng(1).standard_normal((rows, 2)).astype(np.float32)
+    buf = np.full((rows, 100), np.nan, np.float32)
+    got = model.decode(z, out=buf)
+    assert got is buf
+    np.testing.assert_array_equal(buf, model.decode(z))
+    view = np.zeros((rows, 300), np.float32)[:, ::3]  # a strided, writeable view works too
+    np.testing.assert_array_equal(model.decode(z, out=view), buf)
+
+
+def test_decode_refuses_an_out_that_overlaps_its_input(model):
+    memory = np.zeros(200, np.float32)
+    with pytest.raises(InputError, match="out overlaps the codes"):
+        model.decode(memory[:4].reshape(2, 2), out=memory.reshape(2, 100))  # decoding would overwrite the codes
+
+
 def test_sample_is_seeded_and_accepts_a_generator(model):
     np.testing.assert_array_equal(model.sample(4, seed=1), model.sample(4, seed=1))
     g1, g2 = np.random.default_rng(9), np.random.default_rng(9)
@@ -53,6 +71,11 @@ def test_integer_and_float64_inputs_are_cast(model):
     (lambda m: m.encode(np.full((3, 100), 3e38, np.float32)), r"curves rows \[0, 1, 2\] give non-finite codes"),
     (lambda m: m.decode(np.array([[0.0, 1e6]])), r"z\[0, 1\] = 1000000.0 is outside ±10000"),
     (lambda m: m.decode(np.zeros((1, 2, 1))), r"z has shape \(1, 2, 1\); it must be 2-D"),
+    (lambda m: m.decode(np.zeros((3, 2)), out=np.empty((3, 100))), r"out has dtype float64 and shape \(3, 100\); "
+                                                                  r"it must be float32 of shape \(3, 100\)"),
+    (lambda m: m.decode(np.zeros((3, 2)), out=np.empty((4, 100), np.float32)), r"must be float32 of shape \(3, 100\)"),
+    (lambda m: m.decode(np.zeros((3, 2)), out=[[0.0] * 100] * 3), "out is a list, not a numpy array"),
+    (lambda m: m.decode(np.zeros((3, 2)), out=np.broadcast_to(np.float32(0), (3, 100))), "out is read-only"),
 ])
 def test_user_mistakes_raise_curvae_errors(model, call, match):
     with pytest.raises(InputError, match=match):
