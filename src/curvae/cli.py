@@ -105,6 +105,8 @@ def main() -> None:
 @click.option("--kl-warmup-epochs", default=TrainConfig.kl_warmup_epochs, show_default=True, type=int)
 @click.option("--ema", default=TrainConfig.ema, show_default=True, type=float,
               help="Decay of the weight average that is written as the model; 0 writes the last weights.")
+@click.option("--adam-beta2", default=TrainConfig.adam_beta2, show_default=True, type=float,
+              help="Decay of Adam's second-moment estimate.")
 @click.option("--latent-dim", default=ModelConfig.latent_dim, show_default=True, type=int)
 @click.option("--hidden", default=ModelConfig.hidden, show_default=True, type=int)
 @click.option("--depth", default=ModelConfig.depth, show_default=True, type=int, help="Hidden layers in encoder and decoder.")
@@ -118,7 +120,7 @@ def main() -> None:
 @click.option("--stop-after", type=click.IntRange(min=1), help="Stop after this epoch; --resume continues it.")
 @_force_option
 def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epochs, beta, kl_warmup_epochs, ema,
-          latent_dim, hidden, depth, activation, val_fraction, device, seed, out, resume_run, stop_after,
+          adam_beta2, latent_dim, hidden, depth, activation, val_fraction, device, seed, out, resume_run, stop_after,
           force) -> None:
     """Train a VAE on a curve family or your own curves, or resume a run."""
     from curvae.training.config import RunConfig
@@ -138,6 +140,7 @@ def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epoch
         model=ModelConfig(latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           warmup_epochs=warmup_epochs, beta=beta, kl_warmup_epochs=kl_warmup_epochs, ema=ema,
+                          adam_beta2=adam_beta2,
                           device=device, seed=seed),
     )
     s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(stop_after or epochs), stop_after=stop_after)

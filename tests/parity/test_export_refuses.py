@@ -18,7 +18,7 @@ def test_graph_off_by_a_thousandth_is_refused_despite_the_float32_allowance(run_
     with torch.no_grad():
         shifted.decoder[-1].bias[3] += 1e-3  # one output point, in standardised units
     with pytest.raises(ExportError, match=r"parity failed: decoder.x_hat at batch \d+ differs by .* > atol=1e-05 "
-                                          r"\+ rtol=1e-06·\|torch\| \+ 2·float32 noise \(.*\); nothing was written"):
+                                          r"\+ rtol=1e-06·\|torch\| \+ 4·float32 noise \(.*\); nothing was written"):
         export_bundle(EncoderGraph(vae), DecoderGraph(shifted), tmp_path / "m", n_points=100, latent_dim=2,
                       grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training={},
                       reference=(EncoderGraph(vae), DecoderGraph(vae)))
@@ -87,4 +87,4 @@ def test_ill_conditioned_output_exports_within_float32_noise(run_dir, tmp_path):
     assert parity["passed"]
     assert parity["max_abs"] > 1e-5  # a plain allclose gate would have refused this bundle
     assert parity["float32_noise"] > 1e-5
-    assert all(r["max_abs"] <= 1e-5 + 1e-6 * 1e4 + 2 * r["float32_noise"] for r in parity["rows"])
+    assert all(r["max_abs"] <= 1e-5 + 1e-6 * 1e4 + 4 * r["float32_noise"] for r in parity["rows"])

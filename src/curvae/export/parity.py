@@ -1,12 +1,14 @@
 """Torch-vs-onnxruntime parity on the same inputs and the same noise.
 
 An element passes when onnxruntime's value is within ``atol + rtol·|torch|
-+ 2·noise`` of torch's. ``noise`` is, per output, the largest difference
++ 4·noise`` of torch's. ``noise`` is, per output, the largest difference
 between torch's own float32 result and the same model run in float64 over
 all the parity inputs: how far float32 rounding alone moves that output.
 Far from the training data an output can be ill-conditioned (a log-variance
 of −60 summed from terms in the hundreds), and there two float32 summation
-orders cannot agree to 1e-5; everywhere else the noise is far below ``atol``.
+orders cannot agree to 1e-5 (onnxruntime's error there was up to twice
+torch's, so the allowance is four times); everywhere else the noise is far
+below ``atol``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from curvae.runtime.session import make_session
 
 PARITY_BATCHES = (1, 2, 7, 1000)
+NOISE_FACTOR = 4.0  # onnxruntime's kernels may sum in a less favourable order than torch's: up to ~2× seen
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,12 @@ def diff(got: np.ndarray, ref: np.ndarray, *, atol: float, rtol: float,
 
     Returns the max abs difference, that divided by the reference's max
     magnitude, ``noise`` itself, and whether every element is within
-    ``atol + rtol·|ref| + 2·noise``.
+    ``atol + rtol·|ref| + 4·noise``.
     """
     ref64 = ref.astype(np.float64)
     d = np.abs(got.astype(np.float64) - ref64)
     max_abs = float(d.max()) if d.size else 0.0
-    ok = bool(got.shape == ref.shape and np.all(d <= atol + rtol * np.abs(ref64) + 2.0 * noise))
+    ok = bool(got.shape == ref.shape and np.all(d <= atol + rtol * np.abs(ref64) + NOISE_FACTOR * noise))
     return max_abs, max_abs / max(float(np.abs(ref64).max()), 1e-12), noise, ok
 
 

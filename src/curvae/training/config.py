@@ -78,7 +78,10 @@ class TrainConfig(_Config):
 
     ``ema`` is the decay of the running weight average that is written as the
     model (Polyak averaging, debiased like Adam's moments); 0 writes the last
-    weights instead.
+    weights instead. ``adam_beta2`` is 0.99 rather than torch's 0.999: at
+    batch 32 and lr 1e-2 the slower second-moment estimate let one seed in
+    nine blow up in its fifth epoch (encoder outputs of |μ| ≈ 400, KL ≈ 10⁴),
+    while 0.99 trained every seed tried.
     """
 
     epochs: int = 120
@@ -89,6 +92,7 @@ class TrainConfig(_Config):
     beta: float = 1.0
     kl_warmup_epochs: int = 0
     ema: float = 0.999
+    adam_beta2: float = 0.99
     device: Device = "auto"
     seed: int = 0
 
@@ -101,6 +105,9 @@ class TrainConfig(_Config):
         _positive("beta", self.beta, zero_ok=True)
         _positive("kl_warmup_epochs", self.kl_warmup_epochs, integer=True, zero_ok=True)
         _positive("ema", self.ema, zero_ok=True)
+        if not (isinstance(self.adam_beta2, (int, float)) and 0.0 < self.adam_beta2 < 1.0):
+            raise InputError(f"adam_beta2={self.adam_beta2!r} must be in (0, 1): it is the decay of Adam's "
+                             "second-moment estimate (0.99 by default)")
         if not self.ema < 1.0:
             raise InputError(f"ema={self.ema!r} must be in [0, 1): it is the decay of the weight average "
                              "(0 keeps no average)")

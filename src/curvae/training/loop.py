@@ -68,7 +68,7 @@ class _Trainer:
         self.x_scaled = (self.x_train - self.model.x_mean) / self.model.x_std  # (N, P), the encoder's input
         self.flat = flatten_parameters(self.model)  # one buffer: one fused Adam kernel per step
         self.gradient = LossGradient(self.model)
-        self.opt = FlatAdam(self.flat.data, self.flat.grad)
+        self.opt = FlatAdam(self.flat.data, self.flat.grad, betas=(0.9, tc.adam_beta2))
         # Running average of the weights (what is shipped), kept un-debiased as Adam keeps its moments.
         self.average = torch.zeros_like(self.flat.data) if tc.ema else torch.zeros(0, device=self.device)
         n = self.x_train.shape[0]
