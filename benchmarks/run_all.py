@@ -79,6 +79,6 @@ def main(example_epochs: int) -> str:
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--example-epochs", type=int, default=2,
+    ap.add_argument("--example-epochs", type=int, default=3,
                     help="epochs of the example loop to time (100 runs it whole and measures its quality)")
     print(main(**vars(ap.parse_args())))

@@ -84,7 +84,7 @@ class TrainConfig(_Config):
     while 0.99 trained every seed tried.
     """
 
-    epochs: int = 120
+    epochs: int = 100
     batch_size: int = 32
     lr: float = 1e-2
     lr_final: float = 5e-5
