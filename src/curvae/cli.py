@@ -181,7 +181,8 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
                      variants=variants or None)
     p = res.manifest.parity
     click.echo(f"bundle {out}: parity passed on batches {p['batches']} ({', '.join(p['providers'])}): "
-               f"max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {atol:g}, rtol {rtol:g})")
+               f"max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {atol:g}, rtol {rtol:g}, "
+               f"float32 noise {p['float32_noise']:.1e})")
     for name, v in res.manifest.variants.items():
         click.echo(f"variant {name}: max |{name} - fp32| {v['max_abs']['x_hat']:.3g} (budget {v['budget']:g}), "
                    f"decode {v['decode_rows_per_s'] / 1e6:.2f}M rows/s vs fp32 {v['fp32_decode_rows_per_s'] / 1e6:.2f}M, "

@@ -55,7 +55,8 @@ def run_demo(
             "train": {"seconds": t_train, "epochs": run_summary["epochs"], **run_summary["final"]},
             "parity": {"max_abs": exported.manifest.parity["max_abs"],
                        "max_rel": exported.manifest.parity["max_rel"],
-                       "atol": exported.manifest.parity["atol"]},
+                       "atol": exported.manifest.parity["atol"],
+                       "float32_noise": exported.manifest.parity["float32_noise"]},
             "latent": {"mean": [float(v) for v in codes.mean(0)], "std": [float(v) for v in codes.std(0)]},
             "fit": {"n_targets": n_targets, "method": "lm", "seconds": t_fit,
                     "ms_per_target": 1e3 * t_fit / n_targets,
@@ -90,7 +91,7 @@ def format_summary(s: dict[str, Any], out: str) -> str:
     return f"""
 curvae demo: Beta log-PDFs, written to {out}/
   training   {t['epochs']} epochs in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
-  export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g})
+  export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g}; float32 noise {p['float32_noise']:.1e})
   latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
   fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
              residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}
