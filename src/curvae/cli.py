@@ -95,11 +95,13 @@ def main() -> None:
 @main.command()
 @click.option("--family", default="beta", show_default=True, help="Built-in family: beta, gamma or normal.")
 @click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
-@click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int, help="Curves drawn from the family.")
+@click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int,
+              help="Curves drawn from the family.")
 @click.option("--epochs", default=TrainConfig.epochs, show_default=True, type=int)
 @click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=int)
 @click.option("--lr", default=TrainConfig.lr, show_default=True, type=float, help="Peak learning rate (Adam).")
-@click.option("--lr-final", default=TrainConfig.lr_final, show_default=True, type=float, help="Learning rate at the last step.")
+@click.option("--lr-final", default=TrainConfig.lr_final, show_default=True, type=float,
+              help="Learning rate at the last step.")
 @click.option("--warmup-epochs", default=TrainConfig.warmup_epochs, show_default=True, type=int)
 @click.option("--beta", default=TrainConfig.beta, show_default=True, type=float, help="Weight of the KL term.")
 @click.option("--kl-warmup-epochs", default=TrainConfig.kl_warmup_epochs, show_default=True, type=int)
@@ -107,9 +109,12 @@ def main() -> None:
               help="Decay of the weight average that is written as the model; 0 writes the last weights.")
 @click.option("--adam-beta2", default=TrainConfig.adam_beta2, show_default=True, type=float,
               help="Decay of Adam's second-moment estimate.")
+@click.option("--threads", default=TrainConfig.threads, show_default=True, type=int,
+              help="torch threads while training on CPU (0: one per core).")
 @click.option("--latent-dim", default=ModelConfig.latent_dim, show_default=True, type=int)
 @click.option("--hidden", default=ModelConfig.hidden, show_default=True, type=int)
-@click.option("--depth", default=ModelConfig.depth, show_default=True, type=int, help="Hidden layers in encoder and decoder.")
+@click.option("--depth", default=ModelConfig.depth, show_default=True, type=int,
+              help="Hidden layers in encoder and decoder.")
 @click.option("--activation", default="relu", show_default=True, type=click.Choice(["relu", "silu", "tanh", "elu"]))
 @click.option("--val-fraction", default=DataConfig.val_fraction, show_default=True, type=float)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
@@ -120,8 +125,8 @@ def main() -> None:
 @click.option("--stop-after", type=click.IntRange(min=1), help="Stop after this epoch; --resume continues it.")
 @_force_option
 def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epochs, beta, kl_warmup_epochs, ema,
-          adam_beta2, latent_dim, hidden, depth, activation, val_fraction, device, seed, out, resume_run, stop_after,
-          force) -> None:
+          adam_beta2, threads, latent_dim, hidden, depth, activation, val_fraction, device, seed, out, resume_run,
+          stop_after, force) -> None:
     """Train a VAE on a curve family or your own curves, or resume a run."""
     from curvae.training.config import RunConfig
     from curvae.training.loop import resume, train as train_run
@@ -140,7 +145,7 @@ def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epoch
         model=ModelConfig(latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation),
         train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
                           warmup_epochs=warmup_epochs, beta=beta, kl_warmup_epochs=kl_warmup_epochs, ema=ema,
-                          adam_beta2=adam_beta2,
+                          adam_beta2=adam_beta2, threads=threads,
                           device=device, seed=seed),
     )
     s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(stop_after or epochs), stop_after=stop_after)

@@ -26,6 +26,7 @@ def test_defaults_are_the_worked_example_network():
     (TrainConfig, {"ema": 1.0}, r"ema=1.0 must be in \[0, 1\)"),
     (TrainConfig, {"ema": -0.5}, "ema=-0.5 must be a number >= 0"),
     (TrainConfig, {"adam_beta2": 1.0}, r"adam_beta2=1.0 must be in \(0, 1\)"),
+    (TrainConfig, {"threads": -1}, "threads=-1 must be an integer >= 0"),
     (TrainConfig, {"device": "tpu"}, "device='tpu' must be one of auto, cpu, cuda"),
     (ModelConfig, {"latent_dim": 0}, "latent_dim=0 must be an integer > 0"),
     (DataConfig, {"val_fraction": 0.7}, r"val_fraction=0.7 must be in \(0, 0.5\)"),

@@ -81,7 +81,13 @@ class TrainConfig(_Config):
     weights instead. ``adam_beta2`` is 0.99 rather than torch's 0.999: at
     batch 32 and lr 1e-2 the slower second-moment estimate let one seed in
     nine blow up in its fifth epoch (encoder outputs of |μ| ≈ 400, KL ≈ 10⁴),
-    while 0.99 trained every seed tried.
+    while 0.99 trained every seed tried. ``threads`` is torch's intra-op
+    thread count while training (0: torch's default, one per core). One by
+    default: on the 2-core build machine a second thread made an idle
+    machine's run 17% faster, but made it 3× slower as soon as another process
+    kept one core busy. It is part of the run's config because the thread
+    count can change the floating-point summation order, so a resume uses the
+    same one.
     """
 
     epochs: int = 100
@@ -93,6 +99,7 @@ class TrainConfig(_Config):
     kl_warmup_epochs: int = 0
     ema: float = 0.999
     adam_beta2: float = 0.99
+    threads: int = 1
     device: Device = "auto"
     seed: int = 0
 
@@ -111,6 +118,7 @@ class TrainConfig(_Config):
         if not self.ema < 1.0:
             raise InputError(f"ema={self.ema!r} must be in [0, 1): it is the decay of the weight average "
                              "(0 keeps no average)")
+        _positive("threads", self.threads, integer=True, zero_ok=True)
         if self.device not in ("auto", "cpu", "cuda"):
             raise InputError(f"device={self.device!r} must be one of auto, cpu, cuda")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

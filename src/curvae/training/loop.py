@@ -187,33 +187,46 @@ class _Trainer:
         return summary
 
 
+@contextlib.contextmanager
+def _intra_op_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for the block (0 leaves it alone), restored after."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None, stop_after: int | None,
          seconds_before: float = 0.0) -> dict[str, Any]:
     """Run epochs up to ``stop_after`` (or the end), then write the run; faults keep the last good epoch."""
-    t0 = time.perf_counter() - seconds_before
-    last = trainer.cfg.train.epochs if stop_after is None else min(stop_after, trainer.cfg.train.epochs)
-    good = trainer.snapshot()
-    try:
-        while trainer.epoch < last:
-            row = trainer.run_epoch()
-            if not (math.isfinite(row["recon"]) and math.isfinite(row["kl"])):
-                bad_epoch = row["epoch"]
-                trainer.restore(good)
-                where = _keep_last_good(trainer, out, force, t0, f"failed: non-finite loss at epoch {bad_epoch}",
-                                        "retrain with a lower --lr")
-                raise TrainingError(
-                    f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
-                    f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values; {where}")
-            good = trainer.snapshot()
-            if on_epoch is not None:
-                on_epoch(row)
-    except KeyboardInterrupt:
-        trainer.restore(good)
-        where = _keep_last_good(trainer, out, force, t0, f"interrupted after epoch {trainer.epoch}",
-                                f"continue with `curvae train --resume {out}`")
-        raise TrainingError(f"training interrupted; {where}") from None
-    status = "complete" if trainer.epoch == trainer.cfg.train.epochs else f"stopped after epoch {trainer.epoch}"
-    return trainer.write(out, status, time.perf_counter() - t0, force=force)
+    with _intra_op_threads(trainer.cfg.train.threads):
+        t0 = time.perf_counter() - seconds_before
+        last = trainer.cfg.train.epochs if stop_after is None else min(stop_after, trainer.cfg.train.epochs)
+        good = trainer.snapshot()
+        try:
+            while trainer.epoch < last:
+                row = trainer.run_epoch()
+                if not (math.isfinite(row["recon"]) and math.isfinite(row["kl"])):
+                    bad_epoch = row["epoch"]
+                    trainer.restore(good)
+                    status = f"failed: non-finite loss at epoch {bad_epoch}"
+                    where = _keep_last_good(trainer, out, force, t0, status, "retrain with a lower --lr")
+                    raise TrainingError(
+                        f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
+                        f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values; {where}")
+                good = trainer.snapshot()
+                if on_epoch is not None:
+                    on_epoch(row)
+        except KeyboardInterrupt:
+            trainer.restore(good)
+            where = _keep_last_good(trainer, out, force, t0, f"interrupted after epoch {trainer.epoch}",
+                                    f"continue with `curvae train --resume {out}`")
+            raise TrainingError(f"training interrupted; {where}") from None
+        status = "complete" if trainer.epoch == trainer.cfg.train.epochs else f"stopped after epoch {trainer.epoch}"
+        return trainer.write(out, status, time.perf_counter() - t0, force=force)
 
 
 def _keep_last_good(trainer: _Trainer, out, force: bool, t0: float, status: str, fix: str) -> str:
