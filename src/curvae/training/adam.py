@@ -46,13 +46,12 @@ class FlatAdam:
     def step(self, lr: float) -> None:
         """One Adam update with learning rate ``lr``."""
         self._t += 1
+        self.steps.add_(1)
         if self.fused:
-            self.steps.add_(1)
             _FUSED([self.param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [], [self.steps], lr=lr,
                    beta1=self.beta1, beta2=self.beta2, weight_decay=0.0, eps=self.eps, amsgrad=False,
                    maximize=False)
             return
-        self.steps.add_(1)
         t, g = self._t, self.grad
         self.exp_avg.lerp_(g, 1.0 - self.beta1)
         self.exp_avg_sq.mul_(self.beta2).addcmul_(g, g, value=1.0 - self.beta2)
