@@ -117,6 +117,7 @@ class LossGradient:
         self.decoder = _MLP(model.decoder, model.cfg.activation)
         self.latent = model.cfg.latent_dim
         self.weight = model.x_std.detach() ** 2  # (P,): squared error in raw units
+        self._scaled_weight: dict[int, torch.Tensor] = {}  # batch size → (2/B)·s², computed once per size
 
     def __call__(self, xs: torch.Tensor, eps: torch.Tensor, beta: float, *, posterior_out: torch.Tensor,
                  sse_out: torch.Tensor) -> None:
@@ -143,7 +144,10 @@ class LossGradient:
         z = torch.addcmul(mu, sd, eps)
         y, dec_saved, dec_last = self.decoder.forward(z)
         r = y.sub_(xs)
-        g_y = r * (self.weight * (2.0 / n))
+        w = self._scaled_weight.get(n)
+        if w is None:
+            w = self._scaled_weight[n] = self.weight * (2.0 / n)
+        g_y = r * w
         torch.dot(g_y.view(-1), r.view(-1), out=sse_out)
         g_z = self.decoder.backward(g_y, dec_saved, dec_last, input_grad=True)
         c = beta / n
