@@ -341,7 +341,7 @@ def report(source, targets, out, seed, force) -> None:
 @_force_option
 def demo(out, n_targets, epochs, seed, force) -> None:
     """Run the worked example: train on Beta, export with parity, encode, sample, fit."""
-    from curvae.training.config import RunConfig, TrainConfig
+    from curvae.training.config import RunConfig
     from curvae.training.demo import format_summary, run_demo
 
     tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
