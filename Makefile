@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[train,plot,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[cpu,train,plot,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)

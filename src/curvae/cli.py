@@ -56,7 +56,8 @@ def _runtime_options(f):
     f = click.option("--variant", type=click.Choice(["fp16", "int8"]),
                      help="Run a precision variant of the bundle instead of its float32 graphs.")(f)
     f = click.option("--strict", is_flag=True,
-                     help="Fail unless the first requested provider is the one that runs (no silent CPU fallback).")(f)
+                     help="Fail unless every node of both graphs runs on the first requested provider "
+                          "(no silent CPU fallback; checked with onnxruntime's profiler).")(f)
     return click.option("--providers", default="auto", show_default=True, help=PROVIDERS_HELP)(f)
 
 
@@ -162,7 +163,8 @@ def _print_run(out: str, s: dict) -> None:
 @main.command()
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
-@click.option("--opset", default=18, show_default=True, type=int)
+@click.option("--opset", default=18, show_default=True, type=int,
+              help="Default-domain opset, 7..23; the IR version written is the lowest it needs (18: onnxruntime >= 1.14).")
 @click.option("--atol", default=1e-5, show_default=True, type=float, help="Max abs torch-vs-ONNX difference.")
 @click.option("--rtol", default=1e-6, show_default=True, type=float,
               help="Plus this times |torch| per element (float32 rounding on large values); 0 for pure atol.")
@@ -202,9 +204,13 @@ def check(model, run, providers, strict, variant) -> None:
     """Verify a bundle's integrity; with --run, its parity on every provider."""
     from curvae.runtime.bundle import full_check
 
+    from curvae.runtime.files import placement_summary
+
     m = _load(model, providers, strict, variant)
     click.echo(f"bundle {model}: manifest, file set, sha256, opsets and run ids OK; {full_check(model)}; "
-               f"sessions open on {', '.join(sorted({p[0] for p in m.providers.values()}))}")
+               f"needs onnxruntime >= {m.manifest.runtime_needed(variant)}")
+    for graph, line in placement_summary(m.placement()).items():
+        click.echo(f"{graph} nodes executed: {line}")
     if run:
         from curvae.export.parity import format_table
         from curvae.training.export_run import check_against_run

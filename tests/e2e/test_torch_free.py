@@ -1,8 +1,10 @@
 """The runtime works in a fresh environment that has no torch (and no onnx).
 
 This is the proof that a bundle needs neither torch nor the exporter: a new
-venv gets only ``pip install .`` (no extras), then loads the committed golden
-bundle and checks its numbers against what torch computed when it was made.
+venv gets ``pip install .`` (no extras: no onnxruntime either, which must
+give one clear line at first use), then ``pip install '.[cpu]'``, then loads
+the committed golden bundle and checks its numbers against what torch
+computed when it was made.
 """
 
 from __future__ import annotations
@@ -63,8 +65,22 @@ def test_fresh_venv_without_torch_runs_the_bundle(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"), str(ROOT)],
-                   check=True, env=env, cwd=tmp_path)
+    pip = [str(py), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt")]
+    subprocess.run([*pip, str(ROOT)], check=True, env=env, cwd=tmp_path)
+    cli = venv / "bin" / "curvae"
+
+    # The base install has no onnxruntime: --help works, the first runtime use names the extras.
+    assert subprocess.run([str(py), "-c", "import onnxruntime"], env=env, capture_output=True).returncode != 0
+    assert subprocess.run([str(cli), "--help"], env=env, capture_output=True).returncode == 0
+    bare = subprocess.run([str(cli), "info", str(FIXTURES / "golden")], env=env, capture_output=True, text=True)
+    assert bare.returncode == 1 and "Traceback" not in bare.stderr
+    assert bare.stderr.strip() == ("Error: onnxruntime is not installed; install curvae with the onnxruntime build "
+                                   "for your hardware, one of: pip install 'curvae[cpu]' | 'curvae[gpu]' | "
+                                   "'curvae[openvino]' | 'curvae[directml]'")
+
+    subprocess.run([*pip, f"{ROOT}[cpu]"], check=True, env=env, cwd=tmp_path)
+    builds = subprocess.run([str(py), "-m", "pip", "list"], env=env, capture_output=True, text=True).stdout
+    assert [line.split()[0] for line in builds.splitlines() if line.startswith("onnxruntime")] == ["onnxruntime"]
     (tmp_path / "check.py").write_text(SCRIPT)
     out = subprocess.run([str(py), str(tmp_path / "check.py"), str(FIXTURES / "golden"),
                           str(FIXTURES / "golden_expected.npz")], env=env, cwd=tmp_path,
@@ -72,7 +88,6 @@ def test_fresh_venv_without_torch_runs_the_bundle(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "TORCH-FREE OK" in out.stdout
 
-    cli = venv / "bin" / "curvae"
     info = subprocess.run([str(cli), "info", str(FIXTURES / "golden")], env=env, capture_output=True, text=True)
     assert info.returncode == 0 and "CPUExecutionProvider" in info.stdout, info.stderr
     fit = subprocess.run([str(cli), "sample", str(FIXTURES / "golden"), "-n", "4", "--out", str(tmp_path / "s.npy")],

@@ -57,7 +57,7 @@ def test_force_replaces_a_bundle_whole(run_dir, bundle_copy):
     assert not [p for p in bundle_copy.parent.iterdir() if p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("kw, match", [({"opset": 9}, "opset=9 is outside"), ({"atol": 0}, "atol=0 must be"),
+@pytest.mark.parametrize("kw, match", [({"opset": 6}, "opset=6 is outside the supported 7..23"), ({"opset": 24}, "opset=24 is outside"), ({"atol": 0}, "atol=0 must be"),
                                        ({"rtol": 0.5}, r"rtol=0.5 must be in \[0, 0.01\)")])
 def test_bad_export_options(kw, match):
     from curvae.runtime.errors import InputError
@@ -88,3 +88,4 @@ def test_ill_conditioned_output_exports_within_float32_noise(run_dir, tmp_path):
     assert parity["max_abs"] > 1e-5  # a plain allclose gate would have refused this bundle
     assert parity["float32_noise"] > 1e-5
     assert all(r["max_abs"] <= 1e-5 + 1e-6 * 1e4 + 4 * r["float32_noise"] for r in parity["rows"])
+

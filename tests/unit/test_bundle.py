@@ -17,7 +17,8 @@ def test_manifest_round_trip_and_required_facts(bundle_dir):
     raw = json.loads((bundle_dir / "manifest.json").read_text())
     m = Manifest.from_dict(raw)
     assert Manifest.from_dict(m.to_dict()) == m
-    assert (m.format_version, m.n_points, m.latent_dim) == ("1.0", 100, 2)
+    assert (m.format_version, m.n_points, m.latent_dim) == ("1.1", 100, 2)
+    assert (m.ir_version, m.min_onnxruntime) == (8, "1.14")
     np.testing.assert_allclose(m.grid, np.linspace(0.01, 0.99, 100))
     assert m.family["name"] == "beta" and m.family["params"] == {"alpha": [0.0, 5.0], "beta": [0.0, 5.0]}
     assert set(m.producer) >= {"curvae", "torch", "onnx", "onnxruntime"}

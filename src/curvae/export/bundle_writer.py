@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime
 import onnxscript
 import torch
 
@@ -18,6 +17,7 @@ from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ParityRow, format_table, run_parity, summarise
 from curvae.export.variants import build_variant
+from curvae.runtime import onnxrt
 from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.runtime.bundle import (
     DECODER_FILE,
@@ -34,6 +34,7 @@ from curvae.runtime.bundle import (
 )
 from curvae.runtime.errors import ExportError
 from curvae.runtime.onnx_scan import scan_model
+from curvae.runtime.versions import min_onnxruntime
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def export_bundle(
             variant_records[name] = {
                 "encoder": GraphInfo(files["encoder"], sha256_bytes(v_enc), ENCODER_INPUTS, ENCODER_OUTPUTS).to_dict(),
                 "decoder": GraphInfo(files["decoder"], sha256_bytes(v_dec), DECODER_INPUTS, DECODER_OUTPUTS).to_dict(),
-                "opset": scan.opsets[""], "ir_version": scan.ir_version, **record}
+                "opset": scan.opsets[""], "ir_version": scan.ir_version,
+                "min_onnxruntime": min_onnxruntime(scan.opsets[""], scan.ir_version), **record}
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         run_id=run_id,
@@ -129,10 +131,11 @@ def export_bundle(
         opset=config.opset,
         ir_version=int(enc_proto.ir_version),
         producer={"curvae": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                  "onnxscript": onnxscript.__version__, "onnxruntime": onnxruntime.__version__},
+                  "onnxscript": onnxscript.__version__, "onnxruntime": onnxrt.load().__version__},
         training=training,
         parity=parity,
         variants=variant_records,
+        min_onnxruntime=min_onnxruntime(config.opset, int(enc_proto.ir_version)),
     )
     with atomic_dir(out, force=force) as tmp:
         write_bytes(tmp / ENCODER_FILE, enc_bytes)

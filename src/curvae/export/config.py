@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from curvae.runtime.errors import InputError
-
-MIN_OPSET, MAX_OPSET = 18, 23
+from curvae.runtime.versions import MAX_OPSET, MIN_OPSET, min_onnxruntime, min_ir_version
 
 
 @dataclass(frozen=True)
 class ExportConfig:
     """How to export: opset and the parity tolerance that gates the write.
+
+    ``opset`` is the default-domain opset the graphs declare, 7..23; the
+    IR version written is the lowest that opset needs, so opset 18 runs on
+    onnxruntime 1.14 and later, opset 13 on 1.6 and later.
 
     An output element passes when ``|onnx - torch| <= atol + rtol·|torch|``;
     the small default ``rtol`` (8 float32 ulps) absorbs summation-order
@@ -25,7 +28,9 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         if not MIN_OPSET <= self.opset <= MAX_OPSET:
-            raise InputError(f"opset={self.opset} is outside the supported {MIN_OPSET}..{MAX_OPSET}; pick one in range")
+            raise InputError(f"opset={self.opset} is outside the supported {MIN_OPSET}..{MAX_OPSET}; pick one in range "
+                             f"(opset {MIN_OPSET} runs on every onnxruntime 1.x, {MAX_OPSET} needs onnxruntime >= "
+                             f"{min_onnxruntime(MAX_OPSET, min_ir_version(MAX_OPSET))})")
         if not (self.atol > 0 and self.atol == self.atol):
             raise InputError(f"atol={self.atol!r} must be a positive number")
         if not (0 <= self.rtol < 1e-2):

@@ -14,8 +14,19 @@ import torch
 from curvae.runtime.bundle import RANDOM_OPS
 from curvae.runtime.errors import ExportError
 from curvae.runtime.onnx_scan import scan_model
+from curvae.runtime.versions import min_ir_version
 
 EXPORT_BATCH = 3  # >= 2 so the exporter keeps the batch dimension symbolic
+
+#: torch's exporter writes this opset natively; lower opsets are reached by restamping.
+NATIVE_OPSET = 18
+
+#: For each op curvae's graphs use, the lowest opset whose definition computes the same
+#: float32 result as its opset-18 definition (later versions only added types or
+#: made an input optional). A graph made only of these ops is valid, unchanged, at any
+#: opset from the largest floor among its ops up to 18; ``onnx.checker`` confirms it.
+OP_FLOORS = {"Gemm": 7, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Relu": 6, "Sigmoid": 6, "Tanh": 6,
+             "Elu": 6, "Exp": 6, "Cast": 6, "Identity": 1}
 
 
 @contextlib.contextmanager
@@ -58,10 +69,14 @@ def export_graph(
         with _quiet(), torch.no_grad():
             program = torch.onnx.export(module, example, input_names=list(input_names),
                                         output_names=list(output_names), dynamic_shapes=dynamic,
-                                        dynamo=True, external_data=False, opset_version=opset, verbose=False)
+                                        dynamo=True, external_data=False,
+                                        opset_version=max(opset, NATIVE_OPSET), verbose=False)
     except Exception as exc:
         raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     proto = program.model_proto
+    if opset < NATIVE_OPSET:
+        restamp_opset(proto, opset)
+    proto.ir_version = min_ir_version(opset)
     for value in list(proto.graph.input) + list(proto.graph.output):
         dim = value.type.tensor_type.shape.dim[0]
         dim.Clear()
@@ -76,6 +91,25 @@ def export_graph(
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"exported graph fails onnx.checker ({str(exc).splitlines()[0]})") from None
     return proto
+
+
+def restamp_opset(proto: onnx.ModelProto, opset: int) -> None:
+    """Declare a lower default-domain opset for a graph whose ops mean the same there.
+
+    onnx's version converter has no down-adapters for several of these ops,
+    and the exporter's own down-conversion writes invalid ``Split`` nodes, so
+    curvae checks every op against :data:`OP_FLOORS` and restamps the opset;
+    the caller then runs ``onnx.checker`` and the parity gate on the result.
+    """
+    ops = {n.op_type for n in proto.graph.node} | {n.op_type for f in proto.functions for n in f.node}
+    unknown = sorted(op for op in ops if op not in OP_FLOORS)
+    too_new = sorted(op for op in ops if op in OP_FLOORS and OP_FLOORS[op] > opset)
+    if unknown or too_new:
+        raise ExportError(f"--opset {opset}: the graph uses {unknown + too_new}, which curvae cannot write below "
+                          f"opset {NATIVE_OPSET}; export with --opset {NATIVE_OPSET} or higher")
+    for imp in proto.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            imp.version = opset
 
 
 def lint_graph(proto: onnx.ModelProto) -> None:

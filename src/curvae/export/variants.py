@@ -21,6 +21,7 @@ from curvae.runtime.errors import ExportError
 from curvae.runtime.fit import FitOptions, fit_latent
 from curvae.runtime.model import CHUNK_ROWS
 from curvae.runtime.session import make_session
+from curvae.runtime.versions import min_ir_version
 
 #: Default error budgets: max |variant − float32| over decoded curves (log-PDF units for the built-in families).
 DEFAULT_BUDGETS = {"fp16": 0.05, "int8": 0.5}
@@ -67,8 +68,11 @@ CONVERTERS = {"fp16": to_fp16, "int8": to_int8}
 
 
 def _tag(data: bytes, variant: str) -> bytes:
+    """Mark the graph as a variant and write the lowest IR version its opset needs."""
     proto = onnx.load_from_string(data)
     proto.metadata_props.add(key="curvae.variant", value=variant)
+    opset = next(i.version for i in proto.opset_import if i.domain in ("", "ai.onnx"))
+    proto.ir_version = min_ir_version(opset)
     onnx.checker.check_model(proto, full_check=True)
     return proto.SerializeToString()
 

@@ -16,12 +16,13 @@ from typing import Any
 
 from curvae.runtime.errors import BundleError
 from curvae.runtime.onnx_scan import scan_model
+from curvae.runtime.versions import min_onnxruntime, parse_version
 
 #: Ops that draw random numbers; a bundle must contain none of them.
 RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                         "Multinomial", "Bernoulli", "Dropout"})
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1 adds min_onnxruntime; 1.0 bundles still load
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -68,6 +69,20 @@ class Manifest:
     training: dict[str, Any] = field(default_factory=dict)
     parity: dict[str, Any] = field(default_factory=dict)
     variants: dict[str, Any] = field(default_factory=dict)
+    #: Oldest onnxruntime that runs the float32 graphs; derived from opset and IR version
+    #: for 1.0 bundles, which did not record it.
+    min_onnxruntime: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.min_onnxruntime:
+            object.__setattr__(self, "min_onnxruntime", min_onnxruntime(self.opset, self.ir_version))
+
+    def runtime_needed(self, variant: str | None = None) -> str:
+        """Oldest onnxruntime that runs the float32 graphs or the named variant."""
+        if variant is None:
+            return self.min_onnxruntime
+        _, _, opset, ir_version = self.graphs(variant)
+        return str(self.variants[variant].get("min_onnxruntime") or min_onnxruntime(opset, ir_version))
 
     def graphs(self, variant: str | None = None) -> tuple[GraphInfo, GraphInfo, int, int]:
         """(encoder, decoder, opset, IR version) of the float32 graphs or of a named variant."""
@@ -120,9 +135,12 @@ class Manifest:
                 training=dict(d.get("training", {})),
                 parity=dict(d.get("parity", {})),
                 variants=dict(d.get("variants", {})),
+                min_onnxruntime=str(d.get("min_onnxruntime", "")),
             )
             for name in m.variants:
                 m.graphs(name)  # every variant entry must be complete
+                parse_version(m.runtime_needed(name))
+            parse_version(m.min_onnxruntime)
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -27,6 +27,10 @@ class ProviderError(CurvaeError):
     """An onnxruntime execution provider that is unknown or unavailable."""
 
 
+class MissingRuntimeError(CurvaeError):
+    """No usable onnxruntime build is installed, or it is older than a bundle needs."""
+
+
 class RunError(CurvaeError):
     """A training run folder that is missing or inconsistent."""
 

@@ -14,6 +14,7 @@ from curvae.runtime.atomic import NpzStreamWriter, check_can_write, save_npy
 from curvae.runtime.curves_io import load_curves, open_curves
 from curvae.runtime.errors import InputError
 from curvae.runtime.model import CurveModel
+from curvae.runtime.onnxrt import installed_builds
 from curvae.runtime.providers import available_providers
 
 PathLike = str | os.PathLike[str]
@@ -111,6 +112,9 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "latent_dim": m.latent_dim,
         "grid": f"[{m.grid[0]:g} .. {m.grid[-1]:g}] ({len(m.grid)} points)",
         "opset": m.opset,
+        "ir_version": m.ir_version,
+        "min_onnxruntime": m.runtime_needed(model.variant),
+        "onnxruntime": ", ".join(installed_builds()) or "unknown build",
         "producer": m.producer,
         "training": {k: m.training.get(k) for k in ("epochs", "n_train", "final", "seconds", "device")},
         "parity": {k: m.parity.get(k) for k in ("atol", "max_abs", "max_rel", "passed", "providers")},
@@ -120,4 +124,14 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "variant_loaded": model.variant,
         "available_providers": available_providers(),
         "running_on": {g: p[0] for g, p in model.providers.items()},
+        "nodes_executed_by": placement_summary(model.placement()),
     }
+
+
+def placement_summary(placement: dict[str, dict[str, list[str]]]) -> dict[str, str]:
+    """``{"encoder": "7 of 7 nodes on CPUExecutionProvider", ...}`` from :meth:`CurveModel.placement`."""
+    out = {}
+    for graph, placed in placement.items():
+        total = sum(len(ops) for ops in placed.values())
+        out[graph] = "; ".join(f"{len(ops)} of {total} nodes on {p}" for p, ops in placed.items())
+    return out

@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from curvae.runtime import onnxrt
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.bundle import Manifest, read_bundle
 from curvae.runtime.errors import InputError
 from curvae.runtime.fit import FIT_METHODS, FitMethod, FitOptions, FitResult, fit_latent
+from curvae.runtime.placement import check_placement, node_placement
 from curvae.runtime.providers import ProviderSpec, resolve_providers
 from curvae.runtime.seeding import Seed, rng
 from curvae.runtime.session import check_sessions, make_session
+from curvae.runtime.versions import check_onnxruntime
 
 #: Largest |z| accepted by :meth:`CurveModel.decode`; the prior is N(0, I), so codes
 #: beyond this are input mistakes, and they keep the decoder's output finite.
@@ -60,12 +63,16 @@ class CurveModel:
     >>> fit = model.fit(targets)                             # fit.z, fit.residual
     """
 
-    def __init__(self, path: Path, manifest: Manifest, encoder, decoder, variant: str | None = None) -> None:
+    def __init__(self, path: Path, manifest: Manifest, encoder, decoder, variant: str | None = None, *,
+                 graphs: tuple[bytes, bytes] | None = None, session_args: dict | None = None) -> None:
         self.path = path
         self.manifest = manifest
         self.variant = variant
         self._enc = encoder
         self._dec = decoder
+        self._graphs = graphs
+        self._session_args = session_args or {}
+        self._placement: dict[str, dict[str, list[str]]] | None = None
 
     @classmethod
     def load(
@@ -98,11 +105,19 @@ class CurveModel:
         resolved = resolve_providers(providers)
         manifest, enc_bytes, dec_bytes = read_bundle(path, variant)
         _, _, opset, ir_version = manifest.graphs(variant)
+        check_onnxruntime(onnxrt.load().__version__, manifest.runtime_needed(variant),
+                          what=f"bundle {str(path)!r} (opset {opset}, IR version {ir_version})")
         versions = {"opset": opset, "ir_version": ir_version, "strict": strict}
         enc = make_session(enc_bytes, resolved, threads=threads, name="encoder", **versions)
         dec = make_session(dec_bytes, resolved, threads=threads, name="decoder", **versions)
         check_sessions(manifest, enc, dec)
-        return cls(Path(path), manifest, enc, dec, variant)
+        model = cls(Path(path), manifest, enc, dec, variant, graphs=(enc_bytes, dec_bytes),
+                    session_args={"providers": resolved, "threads": threads, "strict": strict})
+        if strict:
+            first = resolved[0] if isinstance(resolved[0], str) else resolved[0][0]
+            for name, placed in model.placement().items():
+                check_placement(placed, first, name=name)
+        return model
 
     # ------------------------------------------------------------------ facts
     @property
@@ -122,8 +137,26 @@ class CurveModel:
 
     @property
     def providers(self) -> dict[str, list[str]]:
-        """Providers each session actually runs on, per graph."""
+        """The providers each session may use, best first, per graph (see :meth:`placement` for who ran what)."""
         return {"encoder": self._enc.get_providers(), "decoder": self._dec.get_providers()}
+
+    def placement(self) -> dict[str, dict[str, list[str]]]:
+        """Which execution provider executed each node of each graph, from onnxruntime's profiler.
+
+        Runs each graph once on a 2-row input in a profiled session opened
+        with this model's providers and options; the result is cached.
+
+        Returns
+        -------
+        dict
+            ``{"encoder": {provider: [op types]}, "decoder": {...}}``.
+        """
+        if self._placement is None:
+            if self._graphs is None:
+                raise InputError("this CurveModel was not opened by CurveModel.load, so its graphs are not at hand")
+            self._placement = {name: node_placement(data, name=name, **self._session_args)
+                               for name, data in zip(("encoder", "decoder"), self._graphs)}
+        return self._placement
 
     # ------------------------------------------------------------- inference
     def _curves(self, curves: ArrayLike, name: str = "curves") -> NDArray[np.float32]:

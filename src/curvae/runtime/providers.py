@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Union
 
-import onnxruntime as ort
-
+from curvae.runtime import onnxrt
 from curvae.runtime.errors import ProviderError
 
 #: Preference order used by ``"auto"``: accelerators first, CPU last.
@@ -40,7 +39,7 @@ ProviderSpec = Union[str, tuple[str, dict[str, Any]]]
 
 def available_providers() -> list[str]:
     """Providers this onnxruntime build offers, in curvae's preference order."""
-    avail = [p for p in ort.get_available_providers() if p not in NOT_COMPUTE]
+    avail = [p for p in onnxrt.load().get_available_providers() if p not in NOT_COMPUTE]
     rank = {p: i for i, p in enumerate(PREFERENCE)}
     # Unknown providers go just before CPU, keeping ORT's own relative order.
     return sorted(avail, key=lambda p: (rank.get(p, len(PREFERENCE) - 1.5), avail.index(p)))

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import onnxruntime as ort
-
+from curvae.runtime import onnxrt
 from curvae.runtime.bundle import Manifest
 from curvae.runtime.errors import BundleError, ProviderError
 from curvae.runtime.providers import ProviderSpec
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
 
 
 def make_session(
@@ -20,6 +23,7 @@ def make_session(
     opset: int | None = None,
     ir_version: int | None = None,
     strict: bool = False,
+    profile_prefix: str | None = None,
 ) -> ort.InferenceSession:
     """Open one onnxruntime session over verified graph bytes.
 
@@ -38,10 +42,17 @@ def make_session(
     strict : bool
         Forbid onnxruntime's silent fallback to CPU: the first requested
         provider must be the one that runs, or :class:`ProviderError` is raised.
+    profile_prefix : str, optional
+        Turn onnxruntime's profiler on, writing under this path prefix
+        (see :func:`curvae.runtime.placement.node_placement`).
     """
+    ort = onnxrt.load()
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
+    if profile_prefix is not None:
+        opts.enable_profiling = True
+        opts.profile_file_prefix = profile_prefix
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1

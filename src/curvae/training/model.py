@@ -94,19 +94,39 @@ class FoldedEncoder(nn.Module):
 
     ``W·((x − m)/s) + b = (W/s)·x + (b − W·(m/s))``: one Gemm instead of a
     Sub, a Div and a Gemm. Folded in float64, then cast to float32.
+
+    The last layer is written as two heads, one for μ and one for log σ²,
+    instead of one layer whose output is split: the graph then needs no
+    ``Split``, whose definition changed at opset 13 and 18, so the same
+    graph is valid down to opset 7 (see :mod:`curvae.export.graphs`).
     """
 
     def __init__(self, vae: VAE) -> None:
         super().__init__()
-        first = vae.encoder[0]
+        layers = list(vae.encoder)
+        first = layers[0]
         w, b = first.weight.double(), first.bias.double()
         m, s = vae.x_mean.double(), vae.x_std.double()
-        layers = [_folded_linear(first, w / s, b - w @ (m / s)), *[layer for layer in list(vae.encoder)[1:]]]
+        layers[0] = _folded_linear(first, w / s, b - w @ (m / s))
+        last = layers.pop()
+        d = last.out_features // 2
         self.net = nn.Sequential(*layers)
+        self.mu_head = _head(last, slice(0, d))
+        self.logvar_head = _head(last, slice(d, 2 * d))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor):
-        mu, logvar = self.net(x).chunk(2, dim=1)
+        h = self.net(x)
+        mu, logvar = self.mu_head(h), self.logvar_head(h)
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
+
+
+def _head(layer: nn.Linear, rows: slice) -> nn.Linear:
+    """The output rows ``rows`` of ``layer`` as a layer of their own (exact copies of its weights)."""
+    head = nn.Linear(layer.in_features, rows.stop - rows.start)
+    with torch.no_grad():
+        head.weight.copy_(layer.weight[rows])
+        head.bias.copy_(layer.bias[rows])
+    return head
 
 
 class FoldedDecoder(nn.Module):
