@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.curvae-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test compat bench venv clean
 
 venv: $(STAMP)
 
@@ -23,8 +23,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The compat tier alone: fresh venvs with other onnxruntime versions and builds, other engines;
+# rewrites the matrix in docs/portability.md. `make test` runs it too.
+compat: $(STAMP)
+	$(PY) -m pytest -m compat
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache
+	rm -rf $(VENV) demo-out .pytest_cache build/compat

@@ -54,8 +54,15 @@ SCRIPT = textwrap.dedent("""
 
 def test_runtime_import_does_not_import_torch_here_either():
     code = ("import sys, curvae.runtime, curvae.cli, curvae.training.families; "
-            "bad = [m for m in ('torch', 'onnx', 'onnxscript') if m in sys.modules]; "
+            "bad = [m for m in ('torch', 'onnx', 'onnxscript', 'onnxruntime') if m in sys.modules]; "
             "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_help_imports_neither_torch_nor_onnxruntime():
+    code = ("import sys; from click.testing import CliRunner; from curvae.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
+            "bad = [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

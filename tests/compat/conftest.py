@@ -1,0 +1,163 @@
+"""Fixtures of the compat tier: the venvs, the bundles, the shared inputs, and the matrix they fill.
+
+Every compat test adds rows to one results table; when the session ends, the
+table is written into ``docs/portability.md`` (between its ``compat``
+markers) and ``docs/portability-matrix.json``. That page is never edited by
+hand.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from envs import CONSTRAINTS, ROOT, declared_floors, venv  # noqa: E402
+from matrix import write_matrix  # noqa: E402
+from reference64 import Reference64  # noqa: E402
+
+BATCHES = (1, 7, 1000)
+RESULTS: list[dict] = []
+_COMPAT = {"collected": set(), "finished": set()}
+
+
+def _is_compat(nodeid: str) -> bool:
+    return nodeid.replace("\\", "/").startswith("tests/compat/")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if _is_compat(item.nodeid):
+            item.add_marker(pytest.mark.compat)
+            _COMPAT["collected"].add(item.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    if _is_compat(report.nodeid) and (report.when == "call" or report.skipped or report.failed):
+        _COMPAT["finished"].add(report.nodeid)
+
+
+def pytest_sessionfinish(session):
+    """The matrix is rewritten only by a run of the whole compat tier, so a partial run cannot shrink it."""
+    if RESULTS and _COMPAT["collected"] and _COMPAT["collected"] <= _COMPAT["finished"]:
+        write_matrix(RESULTS, ROOT / "docs")
+
+
+@pytest.fixture(scope="session")
+def results():
+    return RESULTS
+
+
+# ----------------------------------------------------------------- venvs
+@pytest.fixture(scope="session")
+def oldest_py() -> Path:
+    """The oldest onnxruntime, numpy, scipy and click that pyproject.toml accepts, together."""
+    pins = CONSTRAINTS.parent / "build" / "compat" / "oldest-pins.txt"
+    pins.parent.mkdir(parents=True, exist_ok=True)
+    pins.write_text("".join(f"{name}=={version}\n" for name, version in declared_floors().items()))
+    return venv("oldest", [["-c", str(pins), "-e", f"{ROOT}[cpu]"]])
+
+
+@pytest.fixture(scope="session")
+def newest_py() -> Path:
+    """Whatever the registry has newest for every runtime dependency."""
+    return venv("newest", [["--upgrade", "-e", f"{ROOT}[cpu]"]])
+
+
+@pytest.fixture(scope="session")
+def openvino_ep_py() -> Path:
+    """curvae[openvino]: onnxruntime's OpenVINO execution-provider build, and no other onnxruntime."""
+    return venv("openvino-ep", [["-c", str(CONSTRAINTS), "-e", f"{ROOT}[openvino]"]])
+
+
+@pytest.fixture(scope="session")
+def witness_py() -> Path:
+    return venv("witness", [["-r", str(Path(__file__).parent / "witness-requirements.txt")]])
+
+
+# --------------------------------------------------------------- bundles
+@pytest.fixture(scope="session")
+def fresh_bundle(tmp_path_factory) -> Path:
+    """A bundle exported in this run, with the demo's network shape and both precision variants."""
+    from curvae.training.config import DataConfig, RunConfig, TrainConfig
+    from curvae.training.export_run import export_run
+    from curvae.training.loop import train
+
+    base = tmp_path_factory.mktemp("compat")
+    train(RunConfig(data=DataConfig(n_curves=2000), train=TrainConfig(epochs=6, seed=5)), base / "run")
+    export_run(base / "run", base / "model", variants={"fp16": 0.05, "int8": 0.5})
+    return base / "model"
+
+
+@pytest.fixture(scope="session")
+def bundles(fresh_bundle) -> dict[str, Path]:
+    return {"golden": ROOT / "tests" / "fixtures" / "golden", "fresh": fresh_bundle}
+
+
+@pytest.fixture(scope="session")
+def inputs(tmp_path_factory) -> Path:
+    """Beta curves, noise and codes at batches 1, 7 and 1000, and 64 fit targets, in one .npz."""
+    from curvae.training.families import get_family
+
+    g = np.random.default_rng(2026)
+    curves, _ = get_family("beta").sample(1000 + 64, seed=99)
+    data = {"targets": curves[1000:]}
+    for b in BATCHES:
+        data[f"x_b{b}"] = curves[:b]
+        data[f"eps_b{b}"] = g.standard_normal((b, 2)).astype(np.float32)
+        data[f"z_b{b}"] = g.standard_normal((b, 2)).astype(np.float32)
+    path = tmp_path_factory.mktemp("inputs") / "inputs.npz"
+    np.savez(path, **data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def expected(bundles, inputs) -> dict[str, dict[str, np.ndarray]]:
+    """Float64 outputs of each bundle's float32 graphs for the shared inputs (see reference64.py)."""
+    data = np.load(inputs)
+    out = {}
+    for name, path in bundles.items():
+        ref = Reference64(path)
+        e = {}
+        for b in BATCHES:
+            e[f"z_b{b}"], e[f"mu_b{b}"], e[f"logvar_b{b}"] = ref.encode(data[f"x_b{b}"], data[f"eps_b{b}"])
+            e[f"x_hat_b{b}"] = ref.decode(data[f"z_b{b}"])
+        e["sample"] = ref.decode(np.random.default_rng(7).standard_normal((50, 2)).astype(np.float32))
+        e["decode64"] = ref.decode  # for checking a fit's residual in float64
+        out[name] = e
+    return out
+
+
+@pytest.fixture(scope="session")
+def ort_cpu(bundles, inputs) -> dict[str, dict[str, np.ndarray]]:
+    """The pinned onnxruntime CPU provider's outputs (this environment), the witnesses' reference."""
+    from curvae.runtime import CurveModel
+
+    data = np.load(inputs)
+    out = {}
+    for name, path in bundles.items():
+        for variant in [None, "fp16", "int8"] if name == "fresh" else [None]:
+            m = CurveModel.load(path, providers="cpu", variant=variant)
+            o = {}
+            for b in BATCHES:
+                o[f"z_b{b}"], o[f"mu_b{b}"], o[f"logvar_b{b}"] = m.encode_with_noise(data[f"x_b{b}"],
+                                                                                     data[f"eps_b{b}"])
+                o[f"x_hat_b{b}"] = m.decode(data[f"z_b{b}"])
+            fit = m.fit(data["targets"])
+            o.update(sample=m.sample(50, seed=7), fit_z=fit.z, fit_residual=fit.residual)
+            out[name if variant is None else f"{name}.{variant}"] = o
+    return out
+
+
+def load_npz(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as d:
+        return {k: d[k] for k in d.files}
+
+
+def facts_of(out: dict) -> dict:
+    return json.loads(str(out["facts"])) if "facts" in out else {}
