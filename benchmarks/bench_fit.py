@@ -19,7 +19,7 @@ from common import PEAK_RSS, save  # noqa: E402
 from example_loop import nelder_mead_fit  # noqa: E402
 
 from curvae.runtime import CurveModel  # noqa: E402
-from curvae.training.families import get_family  # noqa: E402
+from curvae.families import get_family  # noqa: E402
 from curvae.training.model import DecoderGraph  # noqa: E402
 from curvae.training.run import load_run  # noqa: E402
 
@@ -27,7 +27,7 @@ WORK = Path(__file__).parent / "results" / "work"
 
 MAKE_TARGETS = """
 import sys, numpy as np
-from curvae.training.families import get_family
+from curvae.families import get_family
 rows, path = int(sys.argv[1]), sys.argv[2]
 mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, 100))
 for i in range(0, rows, 50_000):

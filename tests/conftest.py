@@ -50,7 +50,7 @@ def bundle_copy(bundle_dir, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def beta_targets() -> np.ndarray:
-    from curvae.training.families import get_family
+    from curvae.families import get_family
 
     curves, _ = get_family("beta").sample(64, seed=777)
     return curves

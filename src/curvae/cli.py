@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from curvae import __version__
-from curvae.runtime.errors import CurvaeError
+from curvae.core.errors import CurvaeError
 from curvae.training.config import DataConfig, ModelConfig, TrainConfig  # torch-free: the defaults
 
 

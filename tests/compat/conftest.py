@@ -102,7 +102,7 @@ def bundles(fresh_bundle) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def inputs(tmp_path_factory) -> Path:
     """Beta curves, noise and codes at batches 1, 7 and 1000, and 64 fit targets, in one .npz."""
-    from curvae.training.families import get_family
+    from curvae.families import get_family
 
     g = np.random.default_rng(2026)
     curves, _ = get_family("beta").sample(1000 + 64, seed=99)

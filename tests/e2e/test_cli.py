@@ -53,7 +53,7 @@ def test_train_export_encode_decode_sample_fit(tmp_path, beta_targets):
     assert info["family"] == "normal" and info["latent_dim"] == 3 and info["n_points"] == 100
     assert info["running_on"]["decoder"] in info["available_providers"]
 
-    from curvae.training.families import get_family
+    from curvae.families import get_family
 
     curves, _ = get_family("normal").sample(9, seed=4)
     np.savetxt(tmp_path / "curves.csv", curves, delimiter=",")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from curvae.runtime.errors import RunError, TrainingError
+from curvae.core.errors import RunError, TrainingError
 from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from curvae.training.export_run import export_run
 from curvae.training.loop import resume, train

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from curvae.export import ExportConfig, export_bundle
-from curvae.runtime.errors import ExportError, OutputExistsError
+from curvae.core.errors import ExportError, OutputExistsError
 from curvae.training.export_run import export_run
 from curvae.training.model import DecoderGraph, EncoderGraph
 from curvae.training.run import load_run
@@ -60,7 +60,7 @@ def test_force_replaces_a_bundle_whole(run_dir, bundle_copy):
 @pytest.mark.parametrize("kw, match", [({"opset": 6}, "opset=6 is outside the supported 7..23"), ({"opset": 24}, "opset=24 is outside"), ({"atol": 0}, "atol=0 must be"),
                                        ({"rtol": 0.5}, r"rtol=0.5 must be in \[0, 0.01\)")])
 def test_bad_export_options(kw, match):
-    from curvae.runtime.errors import InputError
+    from curvae.core.errors import InputError
 
     with pytest.raises(InputError, match=match):
         ExportConfig(**kw)

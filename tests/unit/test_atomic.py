@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curvae.runtime.atomic import NpzStreamWriter, atomic_dir, check_can_write, save_npy, write_bytes
-from curvae.runtime.errors import OutputExistsError
+from curvae.core.atomic import NpzStreamWriter, atomic_dir, check_can_write, save_npy, write_bytes
+from curvae.core.errors import OutputExistsError
 
 
 def test_failed_file_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatch):

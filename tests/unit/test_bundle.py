@@ -5,7 +5,7 @@ import pytest
 
 from curvae.runtime import CurveModel
 from curvae.runtime.bundle import BUNDLE_FILES, Manifest, read_bundle, read_manifest
-from curvae.runtime.errors import BundleError
+from curvae.core.errors import BundleError
 
 
 def test_bundle_holds_exactly_the_three_files(bundle_dir):

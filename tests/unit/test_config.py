@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from curvae.runtime.errors import InputError
+from curvae.core.errors import InputError
 from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 

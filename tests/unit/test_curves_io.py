@@ -6,7 +6,7 @@ import pytest
 
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.curves_io import load_curves
-from curvae.runtime.errors import DataFileError, InputError
+from curvae.core.errors import DataFileError, InputError
 
 
 @pytest.fixture

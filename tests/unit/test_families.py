@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from curvae.runtime.errors import InputError
-from curvae.training.families import FAMILIES, get_family
+from curvae.core.errors import InputError
+from curvae.families import FAMILIES, get_family
 
 FAMILY_NAMES = sorted(FAMILIES)
 

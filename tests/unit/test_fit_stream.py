@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from curvae.runtime import CurveModel
-from curvae.runtime.errors import InputError
+from curvae.core.errors import InputError
 from curvae.runtime.files import fit_file
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from curvae.runtime import CurveModel
-from curvae.runtime.errors import ProviderError
+from curvae.core.errors import ProviderError
 from curvae.runtime.files import placement_summary
 from curvae.runtime.placement import check_placement
 

@@ -1,7 +1,7 @@
 import onnxruntime as ort
 import pytest
 
-from curvae.runtime.errors import ProviderError
+from curvae.core.errors import ProviderError
 from curvae.runtime.providers import available_providers, resolve_providers
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from curvae.runtime import CurveModel
 from curvae.runtime.bundle import read_manifest
-from curvae.runtime.errors import MissingRuntimeError
+from curvae.core.errors import MissingRuntimeError
 from curvae.runtime.versions import (
     IR_FOR_OPSET,
     MAX_OPSET,

@@ -18,7 +18,7 @@ from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ParityRow, format_table, run_parity, summarise
 from curvae.export.variants import build_variant
 from curvae.runtime import onnxrt
-from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
+from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.runtime.bundle import (
     DECODER_FILE,
     DECODER_INPUTS,
@@ -32,7 +32,7 @@ from curvae.runtime.bundle import (
     Manifest,
     sha256_bytes,
 )
-from curvae.runtime.errors import ExportError
+from curvae.core.errors import ExportError
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.versions import min_onnxruntime
 
@@ -69,7 +69,7 @@ def export_bundle(
 
     Parity against torch runs on batches 1, 2, 7 and 1000 with the same
     ``eps``; above ``config.atol`` nothing is written and
-    :class:`~curvae.runtime.errors.ExportError` is raised. ``reference``
+    :class:`~curvae.core.errors.ExportError` is raised. ``reference``
     gives the (encoder, decoder) to compare against when the exported
     modules are rewritten forms of them (e.g. with folded constants).
     ``variants`` maps precision variants (``"fp16"``, ``"int8"``) to their

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from curvae.runtime.errors import InputError
+from curvae.core.errors import InputError
 from curvae.runtime.versions import MAX_OPSET, MIN_OPSET, min_onnxruntime, min_ir_version
 
 

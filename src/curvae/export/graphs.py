@@ -12,7 +12,7 @@ import onnx
 import torch
 
 from curvae.runtime.bundle import RANDOM_OPS
-from curvae.runtime.errors import ExportError
+from curvae.core.errors import ExportError
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.versions import min_ir_version
 

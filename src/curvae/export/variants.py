@@ -17,7 +17,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from curvae.runtime.errors import ExportError
+from curvae.core.errors import ExportError
 from curvae.runtime.fit import FitOptions, fit_latent
 from curvae.runtime.model import CHUNK_ROWS
 from curvae.runtime.session import make_session

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from curvae.runtime.atomic import atomic_dir, write_bytes, write_json
+from curvae.core.atomic import atomic_dir, write_bytes, write_json
 from curvae.runtime.curves_io import load_curves
-from curvae.runtime.errors import CurvaeError, InputError
+from curvae.core.errors import CurvaeError, InputError
 from curvae.runtime.model import CurveModel
-from curvae.runtime.seeding import rng
+from curvae.core.seeding import rng
 
 #: Every file of a report on a 2-D model of a built-in family.
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
@@ -79,7 +79,7 @@ def build_report(
     """
     _matplotlib()
     from curvae.report import figures as fig
-    from curvae.training.families import FAMILIES
+    from curvae.families import FAMILIES
 
     with tempfile.TemporaryDirectory() as scratch:
         model = CurveModel.load(_bundle_path(Path(source), Path(scratch)))

@@ -5,7 +5,7 @@ Depends only on numpy, scipy and onnxruntime; it never imports torch.
 
 from curvae.runtime.bundle import FORMAT_VERSION, Manifest, read_bundle, read_manifest
 from curvae.runtime.curves_io import CurveFile, load_curves
-from curvae.runtime.errors import (
+from curvae.core.errors import (
     BundleError,
     CurvaeError,
     DataFileError,

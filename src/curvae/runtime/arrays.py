@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from curvae.runtime.errors import InputError
+from curvae.core.errors import InputError
 
 _F32_MAX = float(np.finfo(np.float32).max)
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curvae.runtime.errors import BundleError
+from curvae.core.errors import BundleError
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.versions import min_onnxruntime, parse_version
 

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.runtime.arrays import as_matrix
-from curvae.runtime.errors import DataFileError, InputError
+from curvae.core.errors import DataFileError, InputError
 
 #: Largest total decompressed size accepted from one ``.npz`` (guards against zip bombs).
 MAX_NPZ_BYTES = 4 * 1024**3

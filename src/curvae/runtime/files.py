@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from curvae.runtime.arrays import as_matrix
-from curvae.runtime.atomic import NpzStreamWriter, check_can_write, save_npy
+from curvae.core.atomic import NpzStreamWriter, check_can_write, save_npy
 from curvae.runtime.curves_io import load_curves, open_curves
-from curvae.runtime.errors import InputError
+from curvae.core.errors import InputError
 from curvae.runtime.model import CurveModel
 from curvae.runtime.onnxrt import installed_builds
 from curvae.runtime.providers import available_providers

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from curvae.runtime.errors import BundleError
+from curvae.core.errors import BundleError
 
 # Field numbers from onnx.proto.
 _MODEL_IR, _MODEL_OPSET, _MODEL_GRAPH, _MODEL_FUNCTIONS = 1, 8, 7, 25

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import metadata
 from types import ModuleType
 
-from curvae.runtime.errors import MissingRuntimeError
+from curvae.core.errors import MissingRuntimeError
 
 #: The onnxruntime builds on PyPI, each behind one curvae extra.
 BUILDS = {

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from curvae.runtime.errors import BundleError, ProviderError
+from curvae.core.errors import BundleError, ProviderError
 from curvae.runtime.providers import ProviderSpec
 from curvae.runtime.session import make_session
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Union
 
 from curvae.runtime import onnxrt
-from curvae.runtime.errors import ProviderError
+from curvae.core.errors import ProviderError
 
 #: Preference order used by ``"auto"``: accelerators first, CPU last.
 PREFERENCE = (

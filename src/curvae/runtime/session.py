@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from curvae.runtime import onnxrt
 from curvae.runtime.bundle import Manifest
-from curvae.runtime.errors import BundleError, ProviderError
+from curvae.core.errors import BundleError, ProviderError
 from curvae.runtime.providers import ProviderSpec
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from curvae.runtime.errors import MissingRuntimeError
+from curvae.core.errors import MissingRuntimeError
 
 #: Lowest IR version each default-domain opset needs (onnx's own VERSION_TABLE), but at
 #: least 4: from IR 4 on, initializers need not be listed as graph inputs.

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from curvae.runtime.errors import InputError
+from curvae.core.errors import InputError
 
 Device = Literal["auto", "cpu", "cuda"]
 Activation = Literal["relu", "silu", "tanh", "elu"]

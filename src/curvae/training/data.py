@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from curvae.runtime.curves_io import load_curves
 from curvae.training.config import DataConfig
-from curvae.training.families import get_family
+from curvae.families import get_family
 
 
 @dataclass(frozen=True)

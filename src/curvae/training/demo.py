@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from curvae.runtime.atomic import atomic_dir, save_npy, save_npz, write_json
+from curvae.core.atomic import atomic_dir, save_npy, save_npz, write_json
 from curvae.runtime.model import CurveModel
 from curvae.training.config import RunConfig
 from curvae.training.export_run import export_run
-from curvae.training.families import get_family
+from curvae.families import get_family
 from curvae.training.loop import EpochCallback, train
 
 

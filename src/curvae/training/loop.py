@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from curvae import __version__
-from curvae.runtime.atomic import atomic_dir, check_can_write, write_bytes, write_json
-from curvae.runtime.errors import TrainingError
+from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_json
+from curvae.core.errors import TrainingError
 from curvae.training.adam import FlatAdam
 from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from curvae.runtime.errors import InputError, RunError
+from curvae.core.errors import InputError, RunError
 from curvae.training.config import RunConfig
 from curvae.training.model import VAE
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from curvae.runtime.errors import InputError
-from curvae.runtime.seeding import Seed, rng
+from curvae.core.errors import InputError
+from curvae.core.seeding import Seed, rng
 
 LogPdf = Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from curvae.runtime.errors import OutputExistsError
+from curvae.core.errors import OutputExistsError
 
 
 def _umask() -> int:
