@@ -12,7 +12,11 @@ import click
 
 from curvae import __version__
 from curvae.core.errors import CurvaeError
-from curvae.training.config import DataConfig, ModelConfig, TrainConfig  # torch-free: the defaults
+from curvae.training.config import (  # torch-free: the defaults
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+)
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -130,7 +134,8 @@ def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epoch
           stop_after, force) -> None:
     """Train a VAE on a curve family or your own curves, or resume a run."""
     from curvae.training.config import RunConfig
-    from curvae.training.loop import resume, train as train_run
+    from curvae.training.loop import resume
+    from curvae.training.loop import train as train_run
 
     if resume_run:
         from curvae.training.run import load_checkpoint
@@ -203,7 +208,6 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
 def check(model, run, providers, strict, variant) -> None:
     """Verify a bundle's integrity; with --run, its parity on every provider."""
     from curvae.runtime.bundle import full_check
-
     from curvae.runtime.files import placement_summary
 
     m = _load(model, providers, strict, variant)
@@ -332,9 +336,9 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
 @_force_option
 def report(source, targets, out, seed, force) -> None:
     """Write figures and an index.html for a bundle, a run or a demo folder."""
-    from curvae.report import build_report
+    from curvae.apps.report_source import report_source
 
-    n = build_report(source, out, targets=targets, seed=seed, force=force)
+    n = report_source(source, out, targets=targets, seed=seed, force=force)
     click.echo(f"wrote {out}/index.html with {len(n['figures'])} figures; fit residual median "
                f"{n['fit']['residual_median']:.4f}, p90 {n['fit']['residual_p90']:.4f}")
 
@@ -347,8 +351,8 @@ def report(source, targets, out, seed, force) -> None:
 @_force_option
 def demo(out, n_targets, epochs, seed, force) -> None:
     """Run the worked example: train on Beta, export with parity, encode, sample, fit."""
+    from curvae.apps.demo import format_summary, run_demo
     from curvae.training.config import RunConfig
-    from curvae.training.demo import format_summary, run_demo
 
     tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
     s = run_demo(out, n_targets=n_targets, seed=seed, force=force, config=RunConfig(train=tc),

@@ -11,8 +11,9 @@ import hashlib
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "compat"

@@ -5,8 +5,8 @@ import copy
 import pytest
 import torch
 
-from curvae.export import ExportConfig, export_bundle
 from curvae.core.errors import ExportError, OutputExistsError
+from curvae.export import ExportConfig, export_bundle
 from curvae.training.export_run import export_run
 from curvae.training.model import DecoderGraph, EncoderGraph
 from curvae.training.run import load_run

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from curvae.core.atomic import NpzStreamWriter, atomic_dir, check_can_write, save_npy, write_bytes
+from curvae.core.atomic import (
+    NpzStreamWriter,
+    atomic_dir,
+    check_can_write,
+    save_npy,
+    write_bytes,
+)
 from curvae.core.errors import OutputExistsError
 
 

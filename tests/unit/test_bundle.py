@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from curvae.core.errors import BundleError
 from curvae.runtime import CurveModel
 from curvae.runtime.bundle import BUNDLE_FILES, Manifest, read_bundle, read_manifest
-from curvae.core.errors import BundleError
 
 
 def test_bundle_holds_exactly_the_three_files(bundle_dir):

@@ -4,9 +4,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from curvae.core.errors import DataFileError, InputError
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.curves_io import load_curves
-from curvae.core.errors import DataFileError, InputError
 
 
 @pytest.fixture

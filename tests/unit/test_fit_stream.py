@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from curvae.runtime import CurveModel
 from curvae.core.errors import InputError
+from curvae.runtime import CurveModel
 from curvae.runtime.files import fit_file
 
 

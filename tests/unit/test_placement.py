@@ -2,8 +2,8 @@
 
 import pytest
 
-from curvae.runtime import CurveModel
 from curvae.core.errors import ProviderError
+from curvae.runtime import CurveModel
 from curvae.runtime.files import placement_summary
 from curvae.runtime.placement import check_placement
 

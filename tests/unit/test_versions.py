@@ -6,9 +6,9 @@ import onnx.helper
 import onnxruntime
 import pytest
 
+from curvae.core.errors import MissingRuntimeError
 from curvae.runtime import CurveModel
 from curvae.runtime.bundle import read_manifest
-from curvae.core.errors import MissingRuntimeError
 from curvae.runtime.versions import (
     IR_FOR_OPSET,
     MAX_OPSET,
@@ -17,6 +17,7 @@ from curvae.runtime.versions import (
     min_onnxruntime,
     parse_version,
 )
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 

@@ -13,12 +13,13 @@ import onnxscript
 import torch
 
 from curvae import __version__
+from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_json
+from curvae.core.errors import ExportError
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ParityRow, format_table, run_parity, summarise
 from curvae.export.variants import build_variant
 from curvae.runtime import onnxrt
-from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.runtime.bundle import (
     DECODER_FILE,
     DECODER_INPUTS,
@@ -32,7 +33,6 @@ from curvae.runtime.bundle import (
     Manifest,
     sha256_bytes,
 )
-from curvae.core.errors import ExportError
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.versions import min_onnxruntime
 

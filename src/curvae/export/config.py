@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from curvae.core.errors import InputError
-from curvae.runtime.versions import MAX_OPSET, MIN_OPSET, min_onnxruntime, min_ir_version
+from curvae.runtime.versions import (
+    MAX_OPSET,
+    MIN_OPSET,
+    min_ir_version,
+    min_onnxruntime,
+)
 
 
 @dataclass(frozen=True)

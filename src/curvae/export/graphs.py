@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import onnx
 import torch
 
-from curvae.runtime.bundle import RANDOM_OPS
 from curvae.core.errors import ExportError
+from curvae.runtime.bundle import RANDOM_OPS
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.versions import min_ir_version
 

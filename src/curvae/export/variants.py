@@ -124,7 +124,7 @@ def build_variant(
     for label, se, sd in (("fp32", s_enc, s_dec), (name, v_s_enc, v_s_dec)):
         z0 = se.run(None, {"x": targets, "eps": eps})[1]
         res = fit_latent(lambda zz, sd=sd: sd.run(None, {"z": zz})[0], targets, z0, FitOptions())
-        fits[label] = float(np.median(res.residual))
+        fits[label] = res.summary()["residual_median"]
     big = g.standard_normal((100_000, latent_dim)).astype(np.float32)
     record = {
         "max_abs": err, "budget": budget,

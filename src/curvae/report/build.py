@@ -4,37 +4,24 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curvae.core.atomic import atomic_dir, write_bytes, write_json
-from curvae.runtime.curves_io import load_curves
-from curvae.core.errors import CurvaeError, InputError
-from curvae.runtime.model import CurveModel
+from curvae.core.errors import CurvaeError
 from curvae.core.seeding import rng
+from curvae.families import FAMILIES, Family
+from curvae.runtime.curves_io import load_curves
+from curvae.runtime.fit import FitResult
+from curvae.runtime.model import CurveModel
 
 #: Every file of a report on a 2-D model of a built-in family.
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
                           "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
                           "worst_fits.png"})
-
-
-def _bundle_path(path: Path, tmp: Path) -> Path:
-    """A bundle folder from a bundle, a demo folder (``model/`` inside) or a run (exported on the fly)."""
-    if (path / "manifest.json").is_file():
-        return path
-    if (path / "model" / "manifest.json").is_file():
-        return path / "model"
-    if (path / "weights.pt").is_file():
-        from curvae.training.export_run import export_run  # needs the [train] extra
-
-        export_run(path, tmp / "model")
-        return tmp / "model"
-    raise InputError(f"{str(path)!r} is neither a bundle, a run folder nor a demo folder; pass the folder "
-                     "written by `curvae export`, `curvae train` or `curvae demo`")
 
 
 def _matplotlib() -> None:
@@ -46,27 +33,30 @@ def _matplotlib() -> None:
 
 
 def build_report(
-    source: str | os.PathLike[str],
+    bundle: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
     targets: str | os.PathLike[str] | None = None,
+    label: str | None = None,
     n_codes: int = 2000,
     n_targets: int = 500,
     seed: int = 0,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Write the report of a model into the folder ``out`` and return its numbers.
+    """Write the report of a bundle into the folder ``out`` and return its numbers.
 
     Parameters
     ----------
-    source : path-like
-        A bundle, a run folder (exported to a temporary bundle first) or a
-        ``curvae demo`` output folder.
+    bundle : path-like
+        A bundle folder (for a run or a demo folder, see
+        :func:`curvae.apps.report_source.report_source`).
     out : path-like
         Report folder (``index.html``, PNG figures, ``report.json``).
     targets : path-like, optional
         Curves to fit; by default fresh curves of the model's family (for a
         custom family: curves sampled from the model).
+    label : str, optional
+        How the page names the model; the bundle path by default.
     n_codes, n_targets : int
         Fresh curves encoded for the latent figures, and targets fitted.
     seed : int
@@ -78,74 +68,98 @@ def build_report(
         The numbers shown in the report (also ``report.json``).
     """
     _matplotlib()
-    from curvae.report import figures as fig
-    from curvae.families import FAMILIES
-
-    with tempfile.TemporaryDirectory() as scratch:
-        model = CurveModel.load(_bundle_path(Path(source), Path(scratch)))
-        m = model.manifest
-        family = FAMILIES.get(m.family.get("name", ""))
-        if family is not None and family.n_points != m.n_points:
-            family = None  # a family run on another grid size: treat as custom
-        g = rng(seed)
-        if family is not None:
-            curves, theta = family.sample(n_codes, seed=g)
-        else:
-            curves, theta = model.sample(n_codes, seed=g), None
-        if targets is not None:
-            t = load_curves(targets, n_points=model.n_points).curves
-        elif family is not None:
-            t = family.sample(n_targets, seed=g)[0]
-        else:
-            t = model.sample(n_targets, seed=g)
-        codes = model.encode(curves)
-        fit = model.fit(t)
-        grid, dens = model.grid, family is not None
-        numbers: dict[str, Any] = {
-            "model": str(source), "family": m.family.get("name"), "n_points": m.n_points, "latent_dim": m.latent_dim,
-            "training": m.training.get("final"), "epochs": m.training.get("epochs"),
-            "parity": {k: m.parity.get(k) for k in ("max_abs", "max_rel", "atol", "rtol")},
-            "latent_mean": codes.mean(0).tolist(), "latent_std": codes.std(0).tolist(),
-            "fit": {"n_targets": int(len(t)), "targets": "file" if targets is not None else "fresh",
-                    "residual_median": float(np.median(fit.residual)),
-                    "residual_p90": float(np.percentile(fit.residual, 90)),
-                    "success_rate": float(fit.success.mean()), "mean_nfev": float(fit.nfev.mean())},
-        }
-        with atomic_dir(out, force=force) as tmp:
-            figs: list[tuple[str, str]] = []
-            history = m.training.get("history")
-            if history:
-                fig.training_curves(history, tmp / "training.png")
-                figs.append(("training.png", "Training: reconstruction and KL per epoch"))
-            if family is not None:
-                fig.family_curves(grid, curves[:6], [", ".join(f"{p[0]}={v:.2f}" for p, v in zip(family.params, row))
-                                                     for row in theta[:6]], tmp / "family.png")
-                figs.append(("family.png", "A few curves of the family"))
-            fig.latent_histograms(codes, tmp / "latent_hist.png")
-            figs.append(("latent_hist.png", "Latent codes of fresh curves against the N(0, 1) prior"))
-            if m.latent_dim == 2 and family is not None:
-                fig.latent_scatter(codes, theta, [p[0] for p in family.params], tmp / "latent_scatter.png")
-                figs.append(("latent_scatter.png", "Codes coloured by the family's parameters"))
-            if m.latent_dim == 2:
-                side = 6
-                axis = np.linspace(-2.5, 2.5, side)
-                lattice = np.array([[a, b] for b in axis[::-1] for a in axis], np.float32)
-                fig.decoded_lattice(grid, lattice, model.decode(lattice), side, dens, tmp / "decoded_grid.png")
-                figs.append(("decoded_grid.png", "Curves decoded across a lattice of z"))
-            order = np.argsort(fit.residual)
-            typical = order[np.linspace(0, len(order) - 1, 6).astype(int)[1:-1]]
-            fig.reconstructions(grid, t[typical], fit.x_hat[typical], dens, tmp / "reconstructions.png",
-                                "Targets and their fits, from good to poor")
-            figs.append(("reconstructions.png", "Targets against their fitted reconstructions, with the error curve"))
-            fig.residual_histogram(fit.residual, tmp / "fit_residuals.png")
-            figs.append(("fit_residuals.png", "Distribution of fit residuals"))
-            worst = order[::-1][:5]
-            fig.reconstructions(grid, t[worst], fit.x_hat[worst], dens, tmp / "worst_fits.png", "The five worst fits")
-            figs.append(("worst_fits.png", "The five worst fits"))
-            numbers["figures"] = [f for f, _ in figs]
-            write_json(tmp / "report.json", numbers)
-            write_bytes(tmp / "index.html", _html(numbers, figs).encode())
+    model = CurveModel.load(bundle)
+    data = _data(model, targets, n_codes=n_codes, n_targets=n_targets, seed=seed)
+    numbers = _numbers(model, data, label=label or str(bundle), targets_from_file=targets is not None)
+    with atomic_dir(out, force=force) as tmp:
+        figs = _figures(model, data, tmp)
+        numbers["figures"] = [f for f, _ in figs]
+        write_json(tmp / "report.json", numbers)
+        write_bytes(tmp / "index.html", _html(numbers, figs).encode())
     return numbers
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What a report shows: fresh curves and their codes, the targets and their fits."""
+
+    family: Family | None
+    curves: np.ndarray  # (n_codes, n_points)
+    theta: np.ndarray | None  # (n_codes, n_params) for a built-in family
+    codes: np.ndarray  # (n_codes, latent_dim)
+    targets: np.ndarray  # (n_targets, n_points)
+    fit: FitResult
+
+
+def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int) -> _Data:
+    """Fresh family curves (or prior samples for a custom family), the targets, and their fits."""
+    m = model.manifest
+    family = FAMILIES.get(m.family.get("name", ""))
+    if family is not None and family.n_points != m.n_points:
+        family = None  # a family run on another grid size: treat as custom
+    g = rng(seed)
+    if family is not None:
+        curves, theta = family.sample(n_codes, seed=g)
+    else:
+        curves, theta = model.sample(n_codes, seed=g), None
+    if targets is not None:
+        t = load_curves(targets, n_points=model.n_points).curves
+    elif family is not None:
+        t = family.sample(n_targets, seed=g)[0]
+    else:
+        t = model.sample(n_targets, seed=g)
+    return _Data(family, curves, theta, model.encode(curves), t, model.fit(t))
+
+
+def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool) -> dict[str, Any]:
+    m = model.manifest
+    return {
+        "model": label, "family": m.family.get("name"), "n_points": m.n_points, "latent_dim": m.latent_dim,
+        "training": m.training.get("final"), "epochs": m.training.get("epochs"),
+        "parity": {k: m.parity.get(k) for k in ("max_abs", "max_rel", "atol", "rtol")},
+        "latent_mean": d.codes.mean(0).tolist(), "latent_std": d.codes.std(0).tolist(),
+        "fit": {"n_targets": int(len(d.targets)), "targets": "file" if targets_from_file else "fresh",
+                **d.fit.summary()},
+    }
+
+
+def _figures(model: CurveModel, d: _Data, folder: Path) -> list[tuple[str, str]]:
+    """Draw every figure that applies to this model into ``folder``; returns (file, caption) pairs."""
+    from curvae.report import figures as fig
+
+    m, grid, dens, family = model.manifest, model.grid, d.family is not None, d.family
+    figs: list[tuple[str, str]] = []
+    history = m.training.get("history")
+    if history:
+        fig.training_curves(history, folder / "training.png")
+        figs.append(("training.png", "Training: reconstruction and KL per epoch"))
+    if family is not None:
+        fig.family_curves(grid, d.curves[:6], [", ".join(f"{p[0]}={v:.2f}" for p, v in zip(family.params, row))
+                                               for row in d.theta[:6]], folder / "family.png")
+        figs.append(("family.png", "A few curves of the family"))
+    fig.latent_histograms(d.codes, folder / "latent_hist.png")
+    figs.append(("latent_hist.png", "Latent codes of fresh curves against the N(0, 1) prior"))
+    if m.latent_dim == 2 and family is not None:
+        fig.latent_scatter(d.codes, d.theta, [p[0] for p in family.params], folder / "latent_scatter.png")
+        figs.append(("latent_scatter.png", "Codes coloured by the family's parameters"))
+    if m.latent_dim == 2:
+        side = 6
+        axis = np.linspace(-2.5, 2.5, side)
+        lattice = np.array([[a, b] for b in axis[::-1] for a in axis], np.float32)
+        fig.decoded_lattice(grid, lattice, model.decode(lattice), side, dens, folder / "decoded_grid.png")
+        figs.append(("decoded_grid.png", "Curves decoded across a lattice of z"))
+    order = np.argsort(d.fit.residual)
+    typical = order[np.linspace(0, len(order) - 1, 6).astype(int)[1:-1]]
+    fig.reconstructions(grid, d.targets[typical], d.fit.x_hat[typical], dens, folder / "reconstructions.png",
+                        "Targets and their fits, from good to poor")
+    figs.append(("reconstructions.png", "Targets against their fitted reconstructions, with the error curve"))
+    fig.residual_histogram(d.fit.residual, folder / "fit_residuals.png")
+    figs.append(("fit_residuals.png", "Distribution of fit residuals"))
+    worst = order[::-1][:5]
+    fig.reconstructions(grid, d.targets[worst], d.fit.x_hat[worst], dens, folder / "worst_fits.png",
+                        "The five worst fits")
+    figs.append(("worst_fits.png", "The five worst fits"))
+    return figs
 
 
 def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:

@@ -3,8 +3,6 @@
 Depends only on numpy, scipy and onnxruntime; it never imports torch.
 """
 
-from curvae.runtime.bundle import FORMAT_VERSION, Manifest, read_bundle, read_manifest
-from curvae.runtime.curves_io import CurveFile, load_curves
 from curvae.core.errors import (
     BundleError,
     CurvaeError,
@@ -16,6 +14,8 @@ from curvae.core.errors import (
     RunError,
     TrainingError,
 )
+from curvae.runtime.bundle import FORMAT_VERSION, Manifest, read_bundle, read_manifest
+from curvae.runtime.curves_io import CurveFile, load_curves
 from curvae.runtime.fit import FIT_METHODS, FitResult
 from curvae.runtime.model import CurveModel
 from curvae.runtime.providers import available_providers, resolve_providers

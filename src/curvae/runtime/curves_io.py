@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from curvae.runtime.arrays import as_matrix
 from curvae.core.errors import DataFileError, InputError
+from curvae.runtime.arrays import as_matrix
 
 #: Largest total decompressed size accepted from one ``.npz`` (guards against zip bombs).
 MAX_NPZ_BYTES = 4 * 1024**3

@@ -59,6 +59,20 @@ class FitResult:
     message: NDArray[np.str_]
     x_hat: NDArray[np.float32]
 
+    def summary(self) -> dict[str, float]:
+        """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""
+        return summarise_fits(self.residual, self.success, self.nfev)
+
+
+def summarise_fits(residual: NDArray[np.float64], success: NDArray[np.bool_],
+                   nfev: NDArray[np.int64]) -> dict[str, float]:
+    """The one summary of a set of fits, each array of shape (n_targets,); see :meth:`FitResult.summary`."""
+    n = int(residual.shape[0])
+    return {"n": n, "n_success": int(success.sum()), "success_rate": float(success.mean()) if n else 0.0,
+            "residual_median": float(np.median(residual)) if n else float("nan"),
+            "residual_p90": float(np.percentile(residual, 90)) if n else float("nan"),
+            "mean_nfev": float(nfev.mean()) if n else 0.0}
+
 
 def fit_latent(
     decode: DecodeFn,

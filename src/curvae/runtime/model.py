@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from curvae.core.errors import InputError
+from curvae.core.seeding import Seed, rng
 from curvae.runtime import onnxrt
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.bundle import Manifest, read_bundle
-from curvae.core.errors import InputError
 from curvae.runtime.fit import FIT_METHODS, FitMethod, FitOptions, FitResult, fit_latent
 from curvae.runtime.placement import check_placement, node_placement
 from curvae.runtime.providers import ProviderSpec, resolve_providers
-from curvae.core.seeding import Seed, rng
 from curvae.runtime.session import check_sessions, make_session
 from curvae.runtime.versions import check_onnxruntime
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Union
 
-from curvae.runtime import onnxrt
 from curvae.core.errors import ProviderError
+from curvae.runtime import onnxrt
 
 #: Preference order used by ``"auto"``: accelerators first, CPU last.
 PREFERENCE = (

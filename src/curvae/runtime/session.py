@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from curvae.core.errors import BundleError, ProviderError
 from curvae.runtime import onnxrt
 from curvae.runtime.bundle import Manifest
-from curvae.core.errors import BundleError, ProviderError
 from curvae.runtime.providers import ProviderSpec
 
 if TYPE_CHECKING:

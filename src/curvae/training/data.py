@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from curvae.families import get_family
 from curvae.runtime.curves_io import load_curves
 from curvae.training.config import DataConfig
-from curvae.families import get_family
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,23 @@ import os
 
 import numpy as np
 
-from curvae.export import ExportConfig, ExportResult, ParityRow, export_bundle, run_parity
-from curvae.runtime.bundle import read_bundle
 from curvae.core.errors import BundleError, CurvaeError, RunError
+from curvae.export import (
+    ExportConfig,
+    ExportResult,
+    ParityRow,
+    export_bundle,
+    run_parity,
+)
+from curvae.runtime.bundle import read_bundle
 from curvae.runtime.providers import available_providers
 from curvae.training.data import build_dataset
-from curvae.training.model import DecoderGraph, EncoderGraph, FoldedDecoder, FoldedEncoder
+from curvae.training.model import (
+    DecoderGraph,
+    EncoderGraph,
+    FoldedDecoder,
+    FoldedEncoder,
+)
 from curvae.training.run import load_run
 
 

@@ -11,7 +11,6 @@ from torch import nn
 
 from curvae.training.config import ModelConfig
 
-
 ACTIVATION_LAYERS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
 

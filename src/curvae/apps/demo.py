@@ -7,13 +7,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from curvae.core.atomic import atomic_dir, save_npy, save_npz, write_json
+from curvae.families import get_family
 from curvae.runtime.model import CurveModel
 from curvae.training.config import RunConfig
 from curvae.training.export_run import export_run
-from curvae.families import get_family
 from curvae.training.loop import EpochCallback, train
 
 
@@ -59,11 +57,7 @@ def run_demo(
                        "float32_noise": exported.manifest.parity["float32_noise"]},
             "latent": {"mean": [float(v) for v in codes.mean(0)], "std": [float(v) for v in codes.std(0)]},
             "fit": {"n_targets": n_targets, "method": "lm", "seconds": t_fit,
-                    "ms_per_target": 1e3 * t_fit / n_targets,
-                    "residual_median": float(np.median(fit.residual)),
-                    "residual_p90": float(np.percentile(fit.residual, 90)),
-                    "success_rate": float(fit.success.mean()),
-                    "mean_nfev": float(fit.nfev.mean())},
+                    "ms_per_target": 1e3 * t_fit / n_targets, **fit.summary()},
             "providers": model.providers["decoder"][0],
         }
         summary["report"] = _report(tmp)
@@ -80,7 +74,7 @@ def _report(folder: Path) -> str | None:
         return None
     from curvae.report import build_report
 
-    build_report(folder / "model", folder / "report", targets=folder / "targets.npy")
+    build_report(folder / "model", folder / "report", targets=folder / "targets.npy", label="model")
     return "report/index.html"
 
 
