@@ -26,8 +26,10 @@ def report_source(
         return build_report(path, out, label=str(source), **options)
     if (path / "model" / "manifest.json").is_file():
         return build_report(path / "model", out, label=str(source), **options)
-    if (path / "weights.pt").is_file():
-        from curvae.training.export_run import export_run  # needs the [train] extra
+    if (path / "config.json").is_file() and (path / "summary.json").is_file():
+        from curvae.training.export_run import (
+            export_run,  # needs the [train] extra; it checks the run
+        )
 
         with tempfile.TemporaryDirectory() as scratch:
             export_run(path, Path(scratch) / "model")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import math
 import os
 import time
@@ -15,13 +14,13 @@ import numpy as np
 import torch
 
 from curvae import __version__
-from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_json
+from curvae.core.atomic import check_can_write
 from curvae.core.errors import TrainingError
 from curvae.training.adam import FlatAdam
 from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
 from curvae.training.model import VAE
-from curvae.training.run import weights_bytes
+from curvae.training.run import weights_bytes, write_run
 from curvae.training.step import LossGradient, flatten_parameters
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -176,14 +175,8 @@ class _Trainer:
         with torch.no_grad(), self.shipped_weights():
             blob = weights_bytes(self.model)
             summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds)}
-        buf = io.BytesIO()
-        torch.save(self.snapshot(), buf)
-        with atomic_dir(out, force=force) as tmp:
-            write_json(tmp / "config.json", self.cfg.to_dict())
-            write_bytes(tmp / "weights.pt", blob)
-            write_bytes(tmp / "checkpoint.pt", buf.getvalue())
-            write_json(tmp / "history.json", self.history)
-            write_json(tmp / "summary.json", summary)
+        write_run(out, config=self.cfg, weights=blob, checkpoint=self.snapshot(), history=self.history,
+                  summary=summary, force=force)
         return summary
 
 

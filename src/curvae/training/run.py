@@ -1,4 +1,4 @@
-"""Run folders: what training writes and what export and checks read back.
+"""Run folders: the one module that writes them and reads them back.
 
 A run folder holds ``config.json``, ``weights.pt`` (a plain state dict),
 ``checkpoint.pt`` (the resume state: model, optimiser, noise generator),
@@ -18,11 +18,39 @@ from typing import Any
 
 import torch
 
+from curvae.core.atomic import atomic_dir, write_bytes, write_json
 from curvae.core.errors import InputError, RunError
 from curvae.training.config import RunConfig
 from curvae.training.model import VAE
 
-RUN_FILES = frozenset({"config.json", "weights.pt", "checkpoint.pt", "history.json", "summary.json"})
+CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE = "config.json", "weights.pt", "checkpoint.pt"
+HISTORY_FILE, SUMMARY_FILE = "history.json", "summary.json"
+RUN_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, HISTORY_FILE, SUMMARY_FILE})
+
+
+def write_run(
+    out: str | os.PathLike[str],
+    *,
+    config: RunConfig,
+    weights: bytes,
+    checkpoint: dict[str, Any],
+    history: list[dict[str, Any]],
+    summary: dict[str, Any],
+    force: bool,
+) -> None:
+    """Write a whole run folder atomically (a hidden sibling folder, then one rename).
+
+    ``weights`` are the bytes of :func:`weights_bytes`; ``checkpoint`` is the
+    resume state :func:`load_checkpoint` reads back.
+    """
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    with atomic_dir(out, force=force) as tmp:
+        write_json(tmp / CONFIG_FILE, config.to_dict())
+        write_bytes(tmp / WEIGHTS_FILE, weights)
+        write_bytes(tmp / CHECKPOINT_FILE, buf.getvalue())
+        write_json(tmp / HISTORY_FILE, history)
+        write_json(tmp / SUMMARY_FILE, summary)
 
 
 @dataclass(frozen=True)
@@ -91,21 +119,21 @@ def _check_files(root: Path) -> None:
 
 def _config(root: Path) -> RunConfig:
     try:
-        return RunConfig.from_dict(_read_json(root / "config.json"))
+        return RunConfig.from_dict(_read_json(root / CONFIG_FILE))
     except (InputError, TypeError, AttributeError) as exc:
-        raise RunError(f"{root / 'config.json'} is invalid ({exc}); retrain the run") from None
+        raise RunError(f"{root / CONFIG_FILE} is invalid ({exc}); retrain the run") from None
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Load a run's resume state (model, optimiser, generator, weight average, epoch) safely."""
     root = Path(path)
     _check_files(root)
-    state = _safe_load(root / "checkpoint.pt")
+    state = _safe_load(root / CHECKPOINT_FILE)
     if not isinstance(state, dict) or set(state) != {"model", "optimizer", "generator", "average", "epoch"}:
-        raise RunError(f"{root / 'checkpoint.pt'} is not a checkpoint of this curvae version (it was written "
+        raise RunError(f"{root / CHECKPOINT_FILE} is not a checkpoint of this curvae version (it was written "
                        "by another version, or is damaged); resume cannot continue it: retrain the run")
-    return Checkpoint(config=_config(root), state=state, history=_read_json(root / "history.json"),
-                      summary=_read_json(root / "summary.json"))
+    return Checkpoint(config=_config(root), state=state, history=_read_json(root / HISTORY_FILE),
+                      summary=_read_json(root / SUMMARY_FILE))
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -115,10 +143,10 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     config = _config(root)
     model = VAE(config.model)
     try:
-        model.load_state_dict(load_state_dict(root / "weights.pt"))
+        model.load_state_dict(load_state_dict(root / WEIGHTS_FILE))
     except RuntimeError as exc:
         raise RunError(f"weights in {str(root)!r} do not match config.json ({str(exc).splitlines()[0]}); "
                        "retrain the run") from None
     model.eval()
-    return Run(path=root, config=config, model=model, history=_read_json(root / "history.json"),
-               summary=_read_json(root / "summary.json"))
+    return Run(path=root, config=config, model=model, history=_read_json(root / HISTORY_FILE),
+               summary=_read_json(root / SUMMARY_FILE))
