@@ -192,13 +192,13 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
     res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol), force=force,
                      variants=variants or None)
     p = res.manifest.parity
-    click.echo(f"bundle {out}: parity passed on batches {p['batches']} ({', '.join(p['providers'])}): "
-               f"max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {atol:g}, rtol {rtol:g}, "
-               f"float32 noise {p['float32_noise']:.1e})")
+    click.echo(f"bundle {out}: parity passed on batches {list(p.batches)} ({', '.join(p.providers)}): "
+               f"max abs {p.max_abs:.2e}, max rel {p.max_rel:.2e} (atol {atol:g}, rtol {rtol:g}, "
+               f"float32 noise {p.float32_noise:.1e})")
     for name, v in res.manifest.variants.items():
-        click.echo(f"variant {name}: max |{name} - fp32| {v['max_abs']['x_hat']:.3g} (budget {v['budget']:g}), "
-                   f"decode {v['decode_rows_per_s'] / 1e6:.2f}M rows/s vs fp32 {v['fp32_decode_rows_per_s'] / 1e6:.2f}M, "
-                   f"fit residual median {v['fit_residual_median']:.4f} vs fp32 {v['fp32_fit_residual_median']:.4f}")
+        click.echo(f"variant {name}: max |{name} - fp32| {v.max_abs['x_hat']:.3g} (budget {v.budget:g}), "
+                   f"decode {v.decode_rows_per_s / 1e6:.2f}M rows/s vs fp32 {v.fp32_decode_rows_per_s / 1e6:.2f}M, "
+                   f"fit residual median {v.fit_residual_median:.4f} vs fp32 {v.fp32_fit_residual_median:.4f}")
 
 
 @main.command()
@@ -222,7 +222,7 @@ def check(model, run, providers, strict, variant) -> None:
         rows = check_against_run(model, run)
         click.echo(format_table(rows))
         worst = max(r.max_abs for r in rows)
-        tol = f"atol {m.manifest.parity.get('atol')}, rtol {m.manifest.parity.get('rtol', 0)}"
+        tol = f"atol {m.manifest.parity.atol}, rtol {m.manifest.parity.rtol}"
         if not all(r.passed for r in rows):
             raise CurvaeError(f"parity failed: max abs {worst:.3g} is over the bundle's tolerance ({tol}); "
                               f"re-export the bundle from {run}")

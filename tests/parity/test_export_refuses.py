@@ -7,6 +7,7 @@ import torch
 
 from curvae.core.errors import ExportError, OutputExistsError
 from curvae.export import ExportConfig, export_bundle
+from curvae.runtime.records import TrainingRecord
 from curvae.training.export_run import export_run
 from curvae.training.model import DecoderGraph, EncoderGraph
 from curvae.training.run import load_run
@@ -20,7 +21,7 @@ def test_graph_off_by_a_thousandth_is_refused_despite_the_float32_allowance(run_
     with pytest.raises(ExportError, match=r"parity failed: decoder.x_hat at batch \d+ differs by .* > atol=1e-05 "
                                           r"\+ rtol=1e-06·\|torch\| \+ 4·float32 noise \(.*\); nothing was written"):
         export_bundle(EncoderGraph(vae), DecoderGraph(shifted), tmp_path / "m", n_points=100, latent_dim=2,
-                      grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training={},
+                      grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training=TrainingRecord(),
                       reference=(EncoderGraph(vae), DecoderGraph(vae)))
     assert list(tmp_path.iterdir()) == []
 
@@ -41,7 +42,7 @@ def test_random_op_in_graph_is_refused(run_dir, tmp_path):
     vae = load_run(run_dir).model
     with pytest.raises(ExportError, match=r"contains random ops \['RandomNormalLike'\]"):
         export_bundle(NoisyEncoder(vae), DecoderGraph(vae), tmp_path / "m", n_points=100, latent_dim=2,
-                      grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training={})
+                      grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training=TrainingRecord())
     assert list(tmp_path.iterdir()) == []
 
 
@@ -82,10 +83,10 @@ def test_ill_conditioned_output_exports_within_float32_noise(run_dir, tmp_path):
         vae.encoder[0].bias += 3000.0
         vae.encoder[2].bias -= 3000.0 * vae.encoder[2].weight.sum(1)
     result = export_bundle(EncoderGraph(vae), DecoderGraph(vae), tmp_path / "m", n_points=100, latent_dim=2,
-                           grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training={})
+                           grid=[0.0] * 100, family={"name": "beta"}, run_id="x", training=TrainingRecord())
     parity = result.manifest.parity
-    assert parity["passed"]
-    assert parity["max_abs"] > 1e-5  # a plain allclose gate would have refused this bundle
-    assert parity["float32_noise"] > 1e-5
-    assert all(r["max_abs"] <= 1e-5 + 1e-6 * 1e4 + 4 * r["float32_noise"] for r in parity["rows"])
+    assert parity.passed
+    assert parity.max_abs > 1e-5  # a plain allclose gate would have refused this bundle
+    assert parity.float32_noise > 1e-5
+    assert all(r["max_abs"] <= 1e-5 + 1e-6 * 1e4 + 4 * r["float32_noise"] for r in parity.rows)
 

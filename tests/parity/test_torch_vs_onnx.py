@@ -83,10 +83,10 @@ def test_graph_io_names_and_order(bundle_dir):
 
 def test_manifest_records_parity_for_every_batch_and_output(bundle_dir):
     m = CurveModel.load(bundle_dir).manifest
-    rows = m.parity["rows"]
+    rows = m.parity.rows
     assert {(r["graph"], r["output"], r["batch"]) for r in rows} == {
         (g, o, b) for b in PARITY_BATCHES for g, outs in (("encoder", ("z", "mu", "logvar")), ("decoder", ("x_hat",)))
         for o in outs}
-    assert all(r["passed"] for r in rows) and m.parity["passed"]
-    assert (m.parity["atol"], m.parity["rtol"]) == (1e-5, 1e-6)
+    assert all(r["passed"] for r in rows) and m.parity.passed
+    assert (m.parity.atol, m.parity.rtol) == (1e-5, 1e-6)
     assert max(r["max_abs"] for r in rows) <= 1e-5  # this small model is well inside the pure atol gate

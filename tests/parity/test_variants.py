@@ -23,9 +23,9 @@ def test_variant_files_and_manifest_records(variant_bundle):
     v = CurveModel.load(variant_bundle).manifest.variants
     for name, budget in (("fp16", 0.05), ("int8", 0.5)):
         rec = v[name]
-        assert rec["budget"] == budget and 0 < rec["max_abs"]["x_hat"] <= budget
-        assert rec["decode_rows_per_s"] > 0 and rec["fp32_decode_rows_per_s"] > 0
-        assert np.isfinite(rec["fit_residual_median"]) and rec["n_fit_targets"] > 0
+        assert rec.budget == budget and 0 < rec.max_abs["x_hat"] <= budget
+        assert rec.decode_rows_per_s > 0 and rec.fp32_decode_rows_per_s > 0
+        assert np.isfinite(rec.fit_residual_median) and rec.n_fit_targets > 0
 
 
 @pytest.mark.parametrize("name", ["fp16", "int8"])
@@ -36,7 +36,7 @@ def test_variant_loads_by_name_keeps_float32_io_and_stays_within_budget(variant_
     z = np.random.default_rng(5).standard_normal((300, 2)).astype(np.float32)
     got, ref = var.decode(z), fp32.decode(z)
     assert got.dtype == np.float32 and got.shape == ref.shape
-    assert np.abs(got - ref).max() <= var.manifest.variants[name]["budget"]
+    assert np.abs(got - ref).max() <= var.manifest.variants[name].budget
     curves = fp32.sample(20, seed=1)
     assert np.isfinite(var.fit(curves).residual).all()
 
@@ -81,4 +81,4 @@ def test_fp16_rows_do_not_depend_on_the_batch_but_int8_rows_may(variant_bundle):
     np.testing.assert_array_equal(fp16.decode(z)[0], fp16.decode(np.concatenate([z, others]))[0])
     int8 = CurveModel.load(variant_bundle, variant="int8")
     diff = np.abs(int8.decode(z)[0] - int8.decode(np.concatenate([z, others]))[0]).max()
-    assert diff <= int8.manifest.variants["int8"]["budget"]  # documented: batch-dependent, within its budget
+    assert diff <= int8.manifest.variants["int8"].budget  # documented: batch-dependent, within its budget

@@ -51,10 +51,8 @@ def run_demo(
                  x_hat=fit.x_hat)
         summary = {
             "train": {"seconds": t_train, "epochs": run_summary["epochs"], **run_summary["final"]},
-            "parity": {"max_abs": exported.manifest.parity["max_abs"],
-                       "max_rel": exported.manifest.parity["max_rel"],
-                       "atol": exported.manifest.parity["atol"],
-                       "float32_noise": exported.manifest.parity["float32_noise"]},
+            "parity": {k: getattr(exported.manifest.parity, k) for k in ("max_abs", "max_rel", "atol",
+                                                                         "float32_noise")},
             "latent": {"mean": [float(v) for v in codes.mean(0)], "std": [float(v) for v in codes.std(0)]},
             "fit": {"n_targets": n_targets, "method": "lm", "seconds": t_fit,
                     "ms_per_target": 1e3 * t_fit / n_targets, **fit.summary()},

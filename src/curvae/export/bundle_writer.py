@@ -29,11 +29,17 @@ from curvae.runtime.bundle import (
     ENCODER_OUTPUTS,
     FORMAT_VERSION,
     MANIFEST_FILE,
-    GraphInfo,
     Manifest,
     sha256_bytes,
 )
 from curvae.runtime.onnx_scan import scan_model
+from curvae.runtime.records import (
+    ExportRecord,
+    GraphInfo,
+    ParityRecord,
+    TrainingRecord,
+    VariantRecord,
+)
 from curvae.runtime.versions import min_onnxruntime
 
 
@@ -58,7 +64,7 @@ def export_bundle(
     grid: Sequence[float],
     family: dict[str, Any],
     run_id: str,
-    training: dict[str, Any],
+    training: TrainingRecord,
     config: ExportConfig = ExportConfig(),
     force: bool = False,
     reference: tuple[torch.nn.Module, torch.nn.Module] | None = None,
@@ -67,9 +73,10 @@ def export_bundle(
 ) -> ExportResult:
     """Export ``encoder`` ``(x, eps) → (z, mu, logvar)`` and ``decoder`` ``z → x_hat`` as a bundle.
 
-    Parity against torch runs on batches 1, 2, 7 and 1000 with the same
-    ``eps``; above ``config.atol`` nothing is written and
-    :class:`~curvae.core.errors.ExportError` is raised. ``reference``
+    The steps read top-down: the graphs, the parity gate, the variants, the
+    manifest, one atomic write. Parity against torch runs on batches 1, 2, 7
+    and 1000 with the same ``eps``; above the tolerance nothing is written
+    and :class:`~curvae.core.errors.ExportError` is raised. ``reference``
     gives the (encoder, decoder) to compare against when the exported
     modules are rewritten forms of them (e.g. with folded constants).
     ``variants`` maps precision variants (``"fp16"``, ``"int8"``) to their
@@ -77,21 +84,52 @@ def export_bundle(
     ``fit_targets``, shape (n, n_points)) and refused over budget.
     """
     check_can_write(out, force=force)
+    enc_bytes, dec_bytes, ir_version = _graphs(encoder, decoder, n_points=n_points, latent_dim=latent_dim,
+                                               family=family, run_id=run_id, opset=config.opset)
+    ref_enc, ref_dec = reference if reference is not None else (encoder, decoder)
+    rows, parity = _parity_gate(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, config=config)
+    files, records = _variants(variants or {}, enc_bytes, dec_bytes, decoder, latent_dim=latent_dim,
+                               targets=fit_targets, seed=config.seed)
+    manifest = Manifest(
+        format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
+        grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,
+        encoder=GraphInfo(ENCODER_FILE, sha256_bytes(enc_bytes), ENCODER_INPUTS, ENCODER_OUTPUTS),
+        decoder=GraphInfo(DECODER_FILE, sha256_bytes(dec_bytes), DECODER_INPUTS, DECODER_OUTPUTS),
+        opset=config.opset, ir_version=ir_version,
+        producer={"curvae": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
+                  "onnxscript": onnxscript.__version__, "onnxruntime": onnxrt.load().__version__},
+        parity=parity, training=training, variants=records,
+        export=ExportRecord(opset=config.opset, atol=config.atol, rtol=config.rtol, seed=config.seed),
+        min_onnxruntime=min_onnxruntime(config.opset, ir_version),
+    )
+    with atomic_dir(out, force=force) as tmp:
+        for fname, data in {ENCODER_FILE: enc_bytes, DECODER_FILE: dec_bytes, **files}.items():
+            write_bytes(tmp / fname, data)
+        write_json(tmp / MANIFEST_FILE, manifest.to_dict())
+    return ExportResult(manifest=manifest, parity=rows)
+
+
+def _graphs(encoder, decoder, *, n_points: int, latent_dim: int, family: dict[str, Any], run_id: str,
+            opset: int) -> tuple[bytes, bytes, int]:
+    """Both graphs as bytes, with the bundle's facts in their metadata, and their IR version."""
     meta = {"curvae.format_version": FORMAT_VERSION, "curvae.run_id": run_id, "curvae.n_points": str(n_points),
             "curvae.latent_dim": str(latent_dim), "curvae.family": str(family.get("name"))}
     x_ex = torch.zeros(EXPORT_BATCH, n_points)
     z_ex = torch.zeros(EXPORT_BATCH, latent_dim)
     enc_proto = export_graph(encoder, (x_ex, z_ex), input_names=ENCODER_INPUTS, output_names=ENCODER_OUTPUTS,
-                             opset=config.opset, metadata={**meta, "curvae.graph": "encoder"})
+                             opset=opset, metadata={**meta, "curvae.graph": "encoder"})
     dec_proto = export_graph(decoder, (z_ex,), input_names=DECODER_INPUTS, output_names=DECODER_OUTPUTS,
-                             opset=config.opset, metadata={**meta, "curvae.graph": "decoder"})
-    enc_bytes, dec_bytes = enc_proto.SerializeToString(), dec_proto.SerializeToString()
+                             opset=opset, metadata={**meta, "curvae.graph": "decoder"})
+    return enc_proto.SerializeToString(), dec_proto.SerializeToString(), int(enc_proto.ir_version)
 
-    ref_enc, ref_dec = reference if reference is not None else (encoder, decoder)
+
+def _parity_gate(ref_enc, ref_dec, enc_bytes: bytes, dec_bytes: bytes, *, latent_dim: int,
+                 config: ExportConfig) -> tuple[list[ParityRow], ParityRecord]:
+    """Run parity; refuse (nothing written yet) when any element is over the tolerance."""
     rows = run_parity(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, seed=config.seed,
                       atol=config.atol, rtol=config.rtol)
     parity = summarise(rows, atol=config.atol, rtol=config.rtol)
-    if not parity["passed"]:
+    if not parity.passed:
         worst = max((r for r in rows if not r.passed), key=lambda r: r.max_abs)
         raise ExportError(
             f"parity failed: {worst.graph}.{worst.output} at batch {worst.batch} differs by {worst.max_abs:.3g} "
@@ -99,48 +137,28 @@ def export_bundle(
             f"({worst.float32_noise:.3g}); nothing was written "
             "(raise --atol only if that error is acceptable)"
         )
-    variant_files: dict[str, bytes] = {}
-    variant_records: dict[str, Any] = {}
-    if variants:
-        targets = fit_targets
-        if targets is None:  # curves from the model itself when no held-out curves are given
-            with torch.no_grad():
-                targets = decoder(torch.randn(500, latent_dim, generator=torch.Generator().manual_seed(config.seed)))
-            targets = targets.numpy()
-        for name, budget in variants.items():
-            v_enc, v_dec, record = build_variant(name, enc_bytes, dec_bytes, latent_dim=latent_dim,
-                                                 targets=np.asarray(targets, np.float32), budget=budget,
-                                                 seed=config.seed)
-            files = {"encoder": f"encoder.{name}.onnx", "decoder": f"decoder.{name}.onnx"}
-            variant_files.update({files["encoder"]: v_enc, files["decoder"]: v_dec})
-            scan = scan_model(v_enc, name=files["encoder"])
-            variant_records[name] = {
-                "encoder": GraphInfo(files["encoder"], sha256_bytes(v_enc), ENCODER_INPUTS, ENCODER_OUTPUTS).to_dict(),
-                "decoder": GraphInfo(files["decoder"], sha256_bytes(v_dec), DECODER_INPUTS, DECODER_OUTPUTS).to_dict(),
-                "opset": scan.opsets[""], "ir_version": scan.ir_version,
-                "min_onnxruntime": min_onnxruntime(scan.opsets[""], scan.ir_version), **record}
-    manifest = Manifest(
-        format_version=FORMAT_VERSION,
-        run_id=run_id,
-        n_points=n_points,
-        latent_dim=latent_dim,
-        grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)),
-        family=family,
-        encoder=GraphInfo(ENCODER_FILE, sha256_bytes(enc_bytes), ENCODER_INPUTS, ENCODER_OUTPUTS),
-        decoder=GraphInfo(DECODER_FILE, sha256_bytes(dec_bytes), DECODER_INPUTS, DECODER_OUTPUTS),
-        opset=config.opset,
-        ir_version=int(enc_proto.ir_version),
-        producer={"curvae": __version__, "torch": torch.__version__, "onnx": onnx.__version__,
-                  "onnxscript": onnxscript.__version__, "onnxruntime": onnxrt.load().__version__},
-        training=training,
-        parity=parity,
-        variants=variant_records,
-        min_onnxruntime=min_onnxruntime(config.opset, int(enc_proto.ir_version)),
-    )
-    with atomic_dir(out, force=force) as tmp:
-        write_bytes(tmp / ENCODER_FILE, enc_bytes)
-        write_bytes(tmp / DECODER_FILE, dec_bytes)
-        for fname, data in variant_files.items():
-            write_bytes(tmp / fname, data)
-        write_json(tmp / MANIFEST_FILE, {**manifest.to_dict(), "export": config.to_dict()})
-    return ExportResult(manifest=manifest, parity=rows)
+    return rows, parity
+
+
+def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, decoder, *, latent_dim: int,
+              targets: np.ndarray | None, seed: int) -> tuple[dict[str, bytes], dict[str, VariantRecord]]:
+    """Build and measure each precision variant; returns its files and its manifest records."""
+    if not budgets:
+        return {}, {}
+    if targets is None:  # curves from the model itself when no held-out curves are given
+        with torch.no_grad():
+            targets = decoder(torch.randn(500, latent_dim, generator=torch.Generator().manual_seed(seed))).numpy()
+    files: dict[str, bytes] = {}
+    records: dict[str, VariantRecord] = {}
+    for name, budget in budgets.items():
+        v_enc, v_dec, measured = build_variant(name, enc_bytes, dec_bytes, latent_dim=latent_dim,
+                                               targets=np.asarray(targets, np.float32), budget=budget, seed=seed)
+        enc_file, dec_file = f"encoder.{name}.onnx", f"decoder.{name}.onnx"
+        files.update({enc_file: v_enc, dec_file: v_dec})
+        scan = scan_model(v_enc, name=enc_file)
+        records[name] = VariantRecord(
+            encoder=GraphInfo(enc_file, sha256_bytes(v_enc), ENCODER_INPUTS, ENCODER_OUTPUTS),
+            decoder=GraphInfo(dec_file, sha256_bytes(v_dec), DECODER_INPUTS, DECODER_OUTPUTS),
+            opset=scan.opsets[""], ir_version=scan.ir_version,
+            min_onnxruntime=min_onnxruntime(scan.opsets[""], scan.ir_version), **measured)
+    return files, records

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from curvae.runtime.records import ParityRecord
 from curvae.runtime.session import make_session
 
 PARITY_BATCHES = (1, 2, 7, 1000)
@@ -116,19 +117,13 @@ def run_parity(
     return rows
 
 
-def summarise(rows: Sequence[ParityRow], *, atol: float, rtol: float) -> dict[str, Any]:
+def summarise(rows: Sequence[ParityRow], *, atol: float, rtol: float) -> ParityRecord:
     """Manifest form of a parity run: per-row figures, worst case and verdict."""
-    return {
-        "atol": atol,
-        "rtol": rtol,
-        "batches": sorted({r.batch for r in rows}),
-        "providers": sorted({r.provider for r in rows}),
-        "max_abs": max(r.max_abs for r in rows),
-        "max_rel": max(r.max_rel for r in rows),
-        "float32_noise": max(r.float32_noise for r in rows),
-        "passed": all(r.passed for r in rows),
-        "rows": [r.to_dict() for r in rows],
-    }
+    return ParityRecord(
+        atol=atol, rtol=rtol, batches=tuple(sorted({r.batch for r in rows})),
+        providers=tuple(sorted({r.provider for r in rows})), max_abs=max(r.max_abs for r in rows),
+        max_rel=max(r.max_rel for r in rows), passed=all(r.passed for r in rows),
+        float32_noise=max(r.float32_noise for r in rows), rows=tuple(r.to_dict() for r in rows))
 
 
 def format_table(rows: Sequence[ParityRow]) -> str:

@@ -115,8 +115,9 @@ def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool
     m = model.manifest
     return {
         "model": label, "family": m.family.get("name"), "n_points": m.n_points, "latent_dim": m.latent_dim,
-        "training": m.training.get("final"), "epochs": m.training.get("epochs"),
-        "parity": {k: m.parity.get(k) for k in ("max_abs", "max_rel", "atol", "rtol")},
+        "training": m.training.final or None, "epochs": m.training.epochs,
+        "parity": {"max_abs": m.parity.max_abs, "max_rel": m.parity.max_rel, "atol": m.parity.atol,
+                   "rtol": m.parity.rtol},
         "latent_mean": d.codes.mean(0).tolist(), "latent_std": d.codes.std(0).tolist(),
         "fit": {"n_targets": int(len(d.targets)), "targets": "file" if targets_from_file else "fresh",
                 **d.fit.summary()},
@@ -129,7 +130,7 @@ def _figures(model: CurveModel, d: _Data, folder: Path) -> list[tuple[str, str]]
 
     m, grid, dens, family = model.manifest, model.grid, d.family is not None, d.family
     figs: list[tuple[str, str]] = []
-    history = m.training.get("history")
+    history = m.training.history
     if history:
         fig.training_curves(history, folder / "training.png")
         figs.append(("training.png", "Training: reconstruction and KL per epoch"))

@@ -10,12 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from curvae.core.errors import BundleError
 from curvae.runtime.onnx_scan import scan_model
+from curvae.runtime.records import (
+    ExportRecord,
+    GraphInfo,
+    ParityRecord,
+    TrainingRecord,
+    VariantRecord,
+)
 from curvae.runtime.versions import min_onnxruntime, parse_version
 
 #: Ops that draw random numbers; a bundle must contain none of them.
@@ -35,23 +42,6 @@ DECODER_OUTPUTS = ("x_hat",)
 
 
 @dataclass(frozen=True)
-class GraphInfo:
-    """One ONNX graph of a bundle: its file, hash and I/O names."""
-
-    file: str
-    sha256: str
-    inputs: tuple[str, ...]
-    outputs: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "sha256": self.sha256, "inputs": list(self.inputs), "outputs": list(self.outputs)}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GraphInfo:
-        return cls(file=str(d["file"]), sha256=str(d["sha256"]), inputs=tuple(d["inputs"]), outputs=tuple(d["outputs"]))
-
-
-@dataclass(frozen=True)
 class Manifest:
     """What ``manifest.json`` holds; see ``docs/bundle-format.md``."""
 
@@ -66,9 +56,10 @@ class Manifest:
     opset: int
     ir_version: int
     producer: dict[str, str]
-    training: dict[str, Any] = field(default_factory=dict)
-    parity: dict[str, Any] = field(default_factory=dict)
-    variants: dict[str, Any] = field(default_factory=dict)
+    parity: ParityRecord
+    training: TrainingRecord = field(default_factory=TrainingRecord)
+    variants: dict[str, VariantRecord] = field(default_factory=dict)
+    export: ExportRecord | None = None
     #: Oldest onnxruntime that runs the float32 graphs; derived from opset and IR version
     #: for 1.0 bundles, which did not record it.
     min_onnxruntime: str = ""
@@ -81,8 +72,8 @@ class Manifest:
         """Oldest onnxruntime that runs the float32 graphs or the named variant."""
         if variant is None:
             return self.min_onnxruntime
-        _, _, opset, ir_version = self.graphs(variant)
-        return str(self.variants[variant].get("min_onnxruntime") or min_onnxruntime(opset, ir_version))
+        self.graphs(variant)  # a clear error for a variant the bundle lacks
+        return self.variants[variant].min_onnxruntime
 
     def graphs(self, variant: str | None = None) -> tuple[GraphInfo, GraphInfo, int, int]:
         """(encoder, decoder, opset, IR version) of the float32 graphs or of a named variant."""
@@ -93,21 +84,27 @@ class Manifest:
             raise BundleError(f"variant {variant!r} is not in this bundle (variants: {have}); export it with "
                               "--dtype fp16 or --quantize int8, or load without a variant")
         v = self.variants[variant]
-        return (GraphInfo.from_dict(v["encoder"]), GraphInfo.from_dict(v["decoder"]), int(v["opset"]),
-                int(v["ir_version"]))
+        return v.encoder, v.decoder, v.opset, v.ir_version
 
     def files(self) -> frozenset[str]:
         """Every file the bundle must hold: the manifest, both graphs and every variant's graphs."""
         names = {MANIFEST_FILE, self.encoder.file, self.decoder.file}
         for v in self.variants.values():
-            names |= {v["encoder"]["file"], v["decoder"]["file"]}
+            names |= {v.encoder.file, v.decoder.file}
         return frozenset(names)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["grid"] = list(self.grid)
-        d["graphs"] = {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict()}
-        del d["encoder"], d["decoder"]
+        """The ``manifest.json`` layout of ``docs/bundle-format.md``."""
+        d: dict[str, Any] = {
+            "format_version": self.format_version, "run_id": self.run_id, "n_points": self.n_points,
+            "latent_dim": self.latent_dim, "grid": list(self.grid), "family": dict(self.family),
+            "graphs": {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict()},
+            "opset": self.opset, "ir_version": self.ir_version, "min_onnxruntime": self.min_onnxruntime,
+            "producer": dict(self.producer), "training": self.training.to_dict(), "parity": self.parity.to_dict(),
+            "variants": {k: v.to_dict() for k, v in self.variants.items()},
+        }
+        if self.export is not None:
+            d["export"] = self.export.to_dict()
         return d
 
     @classmethod
@@ -120,6 +117,7 @@ class Manifest:
                     f"bundle format_version {version!r} is not supported by this curvae "
                     f"(it reads {FORMAT_VERSION.split('.')[0]}.x); upgrade curvae or re-export the bundle"
                 )
+            opset, ir_version = int(d["opset"]), int(d["ir_version"])
             m = cls(
                 format_version=version,
                 run_id=str(d["run_id"]),
@@ -129,18 +127,19 @@ class Manifest:
                 family=dict(d["family"]),
                 encoder=GraphInfo.from_dict(d["graphs"]["encoder"]),
                 decoder=GraphInfo.from_dict(d["graphs"]["decoder"]),
-                opset=int(d["opset"]),
-                ir_version=int(d["ir_version"]),
+                opset=opset,
+                ir_version=ir_version,
                 producer=dict(d["producer"]),
-                training=dict(d.get("training", {})),
-                parity=dict(d.get("parity", {})),
-                variants=dict(d.get("variants", {})),
-                min_onnxruntime=str(d.get("min_onnxruntime", "")),
+                parity=ParityRecord.from_dict(d["parity"]),
+                training=TrainingRecord.from_dict(d.get("training") or {}),
+                variants={str(k): VariantRecord.from_dict(v, min_onnxruntime=min_onnxruntime(int(v["opset"]),
+                                                                                              int(v["ir_version"])))
+                          for k, v in (d.get("variants") or {}).items()},
+                export=ExportRecord.from_dict(d["export"]) if d.get("export") else None,
+                min_onnxruntime=str(d.get("min_onnxruntime") or ""),
             )
-            for name in m.variants:
-                m.graphs(name)  # every variant entry must be complete
-                parse_version(m.runtime_needed(name))
-            parse_version(m.min_onnxruntime)
+            for record in [m, *m.variants.values()]:
+                parse_version(record.min_onnxruntime)
         except BundleError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

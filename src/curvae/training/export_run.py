@@ -16,6 +16,7 @@ from curvae.export import (
 )
 from curvae.runtime.bundle import read_bundle
 from curvae.runtime.providers import available_providers
+from curvae.runtime.records import TrainingRecord
 from curvae.training.data import build_dataset
 from curvae.training.model import (
     DecoderGraph,
@@ -44,13 +45,12 @@ def export_run(
     if s.get("status", "complete") != "complete":
         raise RunError(f"run {str(run)!r} is not complete ({s.get('status')}); finish it with "
                        f"`curvae train --resume {run}` before exporting")
-    training = {
-        "epochs": s.get("epochs"), "n_train": s.get("n_train"), "n_val": s.get("n_val"),
-        "final": s.get("final"), "seconds": s.get("seconds"), "device": s.get("device"),
-        "latent_mean": s.get("latent_mean"), "latent_std": s.get("latent_std"),
+    training = TrainingRecord.from_dict({
+        **{k: s.get(k) for k in ("epochs", "n_train", "n_val", "final", "seconds", "device", "latent_mean",
+                                 "latent_std")},
         "config": r.config.to_dict(),
         "history": [{k: row[k] for k in ("epoch", "recon", "kl", "val_recon", "lr")} for row in r.history],
-    }
+    })
     # The graphs carry the standardisation folded into their first/last layers; parity is
     # checked against the run's model as trained.
     return export_bundle(FoldedEncoder(r.model), FoldedDecoder(r.model), out, n_points=r.config.model.n_points,
@@ -84,6 +84,6 @@ def check_against_run(
     if manifest.run_id != r.summary.get("run_id"):
         raise BundleError(f"bundle run_id {manifest.run_id!r} differs from run {str(run)!r} "
                           f"({r.summary.get('run_id')!r}); pass the run the bundle was exported from")
-    tol = {k: manifest.parity[k] for k in ("atol", "rtol") if k in manifest.parity}
     return run_parity(EncoderGraph(r.model), DecoderGraph(r.model), enc, dec, latent_dim=manifest.latent_dim,
-                      providers=providers or available_providers(), **tol)
+                      providers=providers or available_providers(), atol=manifest.parity.atol,
+                      rtol=manifest.parity.rtol)

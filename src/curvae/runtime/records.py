@@ -1,0 +1,150 @@
+"""Typed records of the manifest: the graphs, the parity report, the variants, the training and export facts.
+
+Each record has one ``to_dict`` (the JSON layout in ``docs/bundle-format.md``)
+and one ``from_dict``; nothing else reads the manifest by string keys.
+Readers ignore keys they do not know, and keys a format-1.0 bundle lacks
+take the defaults below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in values or ())
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """One ONNX graph of a bundle: its file, hash and I/O names."""
+
+    file: str
+    sha256: str
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "sha256": self.sha256, "inputs": list(self.inputs), "outputs": list(self.outputs)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GraphInfo:
+        return cls(file=str(d["file"]), sha256=str(d["sha256"]), inputs=tuple(d["inputs"]), outputs=tuple(d["outputs"]))
+
+
+@dataclass(frozen=True)
+class ParityRecord:
+    """The export-time torch-vs-onnxruntime report: tolerance, worst case, verdict and every row."""
+
+    atol: float
+    rtol: float
+    batches: tuple[int, ...]
+    providers: tuple[str, ...]
+    max_abs: float
+    max_rel: float
+    passed: bool
+    float32_noise: float = 0.0  # not recorded before format 1.1
+    rows: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"atol": self.atol, "rtol": self.rtol, "batches": list(self.batches), "providers": list(self.providers),
+                "max_abs": self.max_abs, "max_rel": self.max_rel, "float32_noise": self.float32_noise,
+                "passed": self.passed, "rows": [dict(r) for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ParityRecord:
+        return cls(atol=float(d["atol"]), rtol=float(d.get("rtol", 0.0)), batches=tuple(int(b) for b in d["batches"]),
+                   providers=tuple(str(p) for p in d["providers"]), max_abs=float(d["max_abs"]),
+                   max_rel=float(d["max_rel"]), passed=bool(d["passed"]),
+                   float32_noise=float(d.get("float32_noise", 0.0)), rows=tuple(dict(r) for r in d.get("rows", ())))
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    """A precision variant's graphs and what export measured of it against the float32 graphs."""
+
+    encoder: GraphInfo
+    decoder: GraphInfo
+    opset: int
+    ir_version: int
+    min_onnxruntime: str
+    max_abs: dict[str, float]  # per output: x_hat, mu, logvar
+    budget: float
+    decode_rows_per_s: float
+    fp32_decode_rows_per_s: float
+    fit_residual_median: float
+    fp32_fit_residual_median: float
+    n_fit_targets: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict(), "opset": self.opset,
+                "ir_version": self.ir_version, "min_onnxruntime": self.min_onnxruntime,
+                "max_abs": dict(self.max_abs), "budget": self.budget, "decode_rows_per_s": self.decode_rows_per_s,
+                "fp32_decode_rows_per_s": self.fp32_decode_rows_per_s,
+                "fit_residual_median": self.fit_residual_median,
+                "fp32_fit_residual_median": self.fp32_fit_residual_median, "n_fit_targets": self.n_fit_targets}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, min_onnxruntime: str) -> VariantRecord:
+        """``min_onnxruntime`` is used when the record does not carry its own (format 1.0)."""
+        return cls(encoder=GraphInfo.from_dict(d["encoder"]), decoder=GraphInfo.from_dict(d["decoder"]),
+                   opset=int(d["opset"]), ir_version=int(d["ir_version"]),
+                   min_onnxruntime=str(d.get("min_onnxruntime") or min_onnxruntime),
+                   max_abs={str(k): float(v) for k, v in d["max_abs"].items()}, budget=float(d["budget"]),
+                   decode_rows_per_s=float(d["decode_rows_per_s"]),
+                   fp32_decode_rows_per_s=float(d["fp32_decode_rows_per_s"]),
+                   fit_residual_median=float(d["fit_residual_median"]),
+                   fp32_fit_residual_median=float(d["fp32_fit_residual_median"]),
+                   n_fit_targets=int(d.get("n_fit_targets", 0)))
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What the run said of itself: sizes, final losses, timing, latent statistics, its config and history."""
+
+    epochs: int | None = None
+    n_train: int | None = None
+    n_val: int | None = None
+    final: dict[str, float] = field(default_factory=dict)  # recon, kl, val_recon, val_rmse
+    seconds: float | None = None
+    device: str | None = None
+    latent_mean: tuple[float, ...] = ()
+    latent_std: tuple[float, ...] = ()
+    config: dict[str, Any] = field(default_factory=dict)  # the run's RunConfig, as written in config.json
+    history: tuple[dict[str, Any], ...] = ()  # one row per epoch: epoch, recon, kl, val_recon, lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "n_train": self.n_train, "n_val": self.n_val, "final": dict(self.final),
+                "seconds": self.seconds, "device": self.device, "latent_mean": list(self.latent_mean),
+                "latent_std": list(self.latent_std), "config": dict(self.config),
+                "history": [dict(r) for r in self.history]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainingRecord:
+        def opt(key: str, kind: type) -> Any:
+            return None if d.get(key) is None else kind(d[key])
+
+        return cls(epochs=opt("epochs", int), n_train=opt("n_train", int), n_val=opt("n_val", int),
+                   final={str(k): v for k, v in (d.get("final") or {}).items()}, seconds=opt("seconds", float),
+                   device=opt("device", str), latent_mean=_floats(d.get("latent_mean")),
+                   latent_std=_floats(d.get("latent_std")), config=dict(d.get("config") or {}),
+                   history=tuple(dict(r) for r in d.get("history") or ()))
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """The export options the bundle was written with."""
+
+    opset: int
+    atol: float
+    rtol: float
+    seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"opset": self.opset, "atol": self.atol, "rtol": self.rtol, "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExportRecord:
+        return cls(opset=int(d["opset"]), atol=float(d["atol"]), rtol=float(d.get("rtol", 0.0)),
+                   seed=int(d.get("seed", 0)))
