@@ -12,7 +12,16 @@ import click
 
 from curvae import __version__
 from curvae.core.errors import CurvaeError
-from curvae.training.config import (  # torch-free: the defaults
+from curvae.export.config import (  # the defaults and choices below: torch-free
+    DEFAULT_BUDGETS,
+    ExportConfig,
+)
+from curvae.families import FAMILIES
+from curvae.runtime.fit import FIT_INITS, FIT_METHODS, FitOptions
+from curvae.runtime.records import VARIANTS
+from curvae.training.config import (
+    ACTIVATIONS,
+    DEVICES,
     DataConfig,
     ModelConfig,
     TrainConfig,
@@ -57,7 +66,7 @@ def _load(model: str, providers: str, strict: bool = False, variant: str | None 
 
 def _runtime_options(f):
     """--providers, --strict and --variant, for every command that runs graphs."""
-    f = click.option("--variant", type=click.Choice(["fp16", "int8"]),
+    f = click.option("--variant", type=click.Choice(VARIANTS),
                      help="Run a precision variant of the bundle instead of its float32 graphs.")(f)
     f = click.option("--strict", is_flag=True,
                      help="Fail unless every node of both graphs runs on the first requested provider "
@@ -98,7 +107,8 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--family", default="beta", show_default=True, help="Built-in family: beta, gamma or normal.")
+@click.option("--family", default=DataConfig.family, show_default=True,
+              help=f"Built-in family: {', '.join(sorted(FAMILIES))} (ignored with --data).")
 @click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
 @click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int,
               help="Curves drawn from the family.")
@@ -120,10 +130,10 @@ def main() -> None:
 @click.option("--hidden", default=ModelConfig.hidden, show_default=True, type=int)
 @click.option("--depth", default=ModelConfig.depth, show_default=True, type=int,
               help="Hidden layers in encoder and decoder.")
-@click.option("--activation", default="relu", show_default=True, type=click.Choice(["relu", "silu", "tanh", "elu"]))
+@click.option("--activation", default=ModelConfig.activation, show_default=True, type=click.Choice(ACTIVATIONS))
 @click.option("--val-fraction", default=DataConfig.val_fraction, show_default=True, type=float)
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default=TrainConfig.device, show_default=True, type=click.Choice(DEVICES))
+@click.option("--seed", default=TrainConfig.seed, show_default=True, type=int)
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (required unless --resume).")
 @click.option("--resume", "resume_run", type=click.Path(file_okay=False),
               help="Continue this stopped, interrupted or failed run from its checkpoint (its own config is used).")
@@ -168,23 +178,24 @@ def _print_run(out: str, s: dict) -> None:
 @main.command()
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Bundle folder to write.")
-@click.option("--opset", default=18, show_default=True, type=int,
+@click.option("--opset", default=ExportConfig.opset, show_default=True, type=int,
               help="Default-domain opset, 7..23; the IR version written is the lowest it needs (18: onnxruntime >= 1.14).")
-@click.option("--atol", default=1e-5, show_default=True, type=float, help="Max abs torch-vs-ONNX difference.")
-@click.option("--rtol", default=1e-6, show_default=True, type=float,
+@click.option("--atol", default=ExportConfig.atol, show_default=True, type=float,
+              help="Max abs torch-vs-ONNX difference.")
+@click.option("--rtol", default=ExportConfig.rtol, show_default=True, type=float,
               help="Plus this times |torch| per element (float32 rounding on large values); 0 for pure atol.")
 @click.option("--dtype", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16 also writes an fp16 variant (float32 inputs and outputs kept).")
 @click.option("--quantize", type=click.Choice(["none", "int8"]), default="none", show_default=True,
               help="int8 also writes a dynamically quantised variant.")
-@click.option("--fp16-budget", default=0.05, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Largest accepted |fp16 - fp32| on decoded curves.")
-@click.option("--int8-budget", default=0.5, show_default=True, type=click.FloatRange(min=0, min_open=True),
+@click.option("--fp16-budget", default=DEFAULT_BUDGETS["fp16"], show_default=True,
+              type=click.FloatRange(min=0, min_open=True), help="Largest accepted |fp16 - fp32| on decoded curves.")
+@click.option("--int8-budget", default=DEFAULT_BUDGETS["int8"], show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
               help="Largest accepted |int8 - fp32| on decoded curves.")
 @_force_option
 def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, force) -> None:
     """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json)."""
-    from curvae.export.config import ExportConfig
     from curvae.training.export_run import export_run
 
     variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
@@ -294,12 +305,12 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("targets", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Results .npz to write.")
-@click.option("--method", default="lm", show_default=True, type=click.Choice(["lm", "nelder-mead", "least-squares"]))
-@click.option("--init", default="encoder", show_default=True, type=click.Choice(["encoder", "zero"]))
-@click.option("--n-starts", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--method", default=FitOptions.method, show_default=True, type=click.Choice(FIT_METHODS))
+@click.option("--init", default=FitOptions.init, show_default=True, type=click.Choice(FIT_INITS))
+@click.option("--n-starts", default=FitOptions.n_starts, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", type=int, help="Seed of the extra starts.")
-@click.option("--max-iter", default=100, show_default=True, type=click.IntRange(min=1))
-@click.option("--prior-weight", default=0.0, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-iter", default=FitOptions.max_iter, show_default=True, type=click.IntRange(min=1))
+@click.option("--prior-weight", default=FitOptions.prior_weight, show_default=True, type=click.FloatRange(min=0))
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), help="Keep |z_i| <= bound.")
 @_runtime_options
 @_force_option

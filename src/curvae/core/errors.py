@@ -45,3 +45,15 @@ class ExportError(CurvaeError):
 
 class OutputExistsError(CurvaeError):
     """An output path that already exists and would be overwritten."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message, or its type name when the message is empty.
+
+    Third-party errors (onnxruntime, torch, onnx) often carry multi-line
+    messages; curvae quotes only their first line, cut at ``limit``.
+    """
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__

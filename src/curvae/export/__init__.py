@@ -1,9 +1,24 @@
-"""Export: torch modules → parity-checked ONNX bundle (needs torch, onnx, onnxscript)."""
+"""Export: torch modules → parity-checked ONNX bundle (needs torch, onnx, onnxscript).
 
-from curvae.export.bundle_writer import ExportResult, export_bundle
-from curvae.export.config import ExportConfig
-from curvae.export.graphs import RANDOM_OPS, lint_graph
-from curvae.export.parity import PARITY_BATCHES, ParityRow, format_table, run_parity
+The names below load on first use, so ``curvae.export.config`` (torch-free:
+the export defaults the CLI shows) can be imported without torch.
+"""
 
-__all__ = ["PARITY_BATCHES", "RANDOM_OPS", "ExportConfig", "ExportResult", "ParityRow", "export_bundle",
-           "format_table", "lint_graph", "run_parity"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_NAMES = {
+    "ExportResult": "bundle_writer", "export_bundle": "bundle_writer", "ExportConfig": "config",
+    "DEFAULT_BUDGETS": "config", "RANDOM_OPS": "graphs", "lint_graph": "graphs", "PARITY_BATCHES": "parity",
+    "ParityRow": "parity", "format_table": "parity", "run_parity": "parity",
+}
+
+__all__ = sorted(_NAMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _NAMES:
+        raise AttributeError(f"module 'curvae.export' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"curvae.export.{_NAMES[name]}"), name)

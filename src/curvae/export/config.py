@@ -12,6 +12,10 @@ from curvae.runtime.versions import (
     min_onnxruntime,
 )
 
+#: Default error budgets of the precision variants: max |variant − float32| over decoded curves
+#: (log-PDF units for the built-in families).
+DEFAULT_BUDGETS = {"fp16": 0.05, "int8": 0.5}
+
 
 @dataclass(frozen=True)
 class ExportConfig:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import onnx
 import torch
 
-from curvae.core.errors import ExportError
+from curvae.core.errors import ExportError, first_line
 from curvae.runtime.bundle import RANDOM_OPS
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.versions import min_ir_version
@@ -72,7 +72,7 @@ def export_graph(
                                         dynamo=True, external_data=False,
                                         opset_version=max(opset, NATIVE_OPSET), verbose=False)
     except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {first_line(exc)})") from None
     proto = program.model_proto
     if opset < NATIVE_OPSET:
         restamp_opset(proto, opset)
@@ -89,7 +89,7 @@ def export_graph(
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"exported graph fails onnx.checker ({str(exc).splitlines()[0]})") from None
+        raise ExportError(f"exported graph fails onnx.checker ({first_line(exc)})") from None
     return proto
 
 

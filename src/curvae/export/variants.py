@@ -23,9 +23,6 @@ from curvae.runtime.model import CHUNK_ROWS
 from curvae.runtime.session import make_session
 from curvae.runtime.versions import min_ir_version
 
-#: Default error budgets: max |variant − float32| over decoded curves (log-PDF units for the built-in families).
-DEFAULT_BUDGETS = {"fp16": 0.05, "int8": 0.5}
-
 
 def to_fp16(data: bytes) -> bytes:
     """Weights and compute in float16, with Cast nodes keeping float32 inputs and outputs."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from curvae.core.errors import BundleError
+from curvae.core.errors import BundleError, first_line
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
     ExportRecord,
@@ -254,6 +254,5 @@ def full_check(bundle: str | os.PathLike[str]) -> str:
             try:
                 onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
             except Exception as exc:  # onnx raises ValidationError, InferenceError, DecodeError...
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BundleError(f"{info.file} fails onnx.checker ({first}); re-export the bundle") from None
+                raise BundleError(f"{info.file} fails onnx.checker ({first_line(exc)}); re-export the bundle") from None
     return f"onnx.checker full check passed on {2 * (1 + len(manifest.variants))} graphs (onnx {onnx.__version__})"

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import NDArray
 
 DecodeFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 FitMethod = Literal["lm", "nelder-mead", "least-squares"]
-FIT_METHODS: tuple[str, ...] = ("lm", "nelder-mead", "least-squares")
+FIT_METHODS: tuple[str, ...] = get_args(FitMethod)
+FitInit = Literal["encoder", "zero"]
+FIT_INITS: tuple[str, ...] = get_args(FitInit)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class FitOptions:
     xtol: float = 1e-4
     prior_weight: float = 0.0
     bound: float | None = None
+    init: FitInit = "encoder"  # where CurveModel.fit starts: the encoder's mu, or z = 0
+    n_starts: int = 1  # CurveModel.fit tries this many starts (extra ones from the prior)
 
 
 @dataclass(frozen=True)

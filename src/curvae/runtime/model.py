@@ -14,9 +14,18 @@ from curvae.core.seeding import Seed, rng
 from curvae.runtime import onnxrt
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.bundle import Manifest, read_bundle
-from curvae.runtime.fit import FIT_METHODS, FitMethod, FitOptions, FitResult, fit_latent
+from curvae.runtime.fit import (
+    FIT_INITS,
+    FIT_METHODS,
+    FitInit,
+    FitMethod,
+    FitOptions,
+    FitResult,
+    fit_latent,
+)
 from curvae.runtime.placement import check_placement, node_placement
 from curvae.runtime.providers import ProviderSpec, resolve_providers
+from curvae.runtime.records import Variant
 from curvae.runtime.session import check_sessions, make_session
 from curvae.runtime.versions import check_onnxruntime
 
@@ -82,7 +91,7 @@ class CurveModel:
         providers: str | Sequence[ProviderSpec] | None = "auto",
         threads: int | None = None,
         strict: bool = False,
-        variant: str | None = None,
+        variant: Variant | None = None,
     ) -> CurveModel:
         """Verify a bundle (manifest, file set, sha256) and open its two sessions.
 
@@ -259,13 +268,13 @@ class CurveModel:
         self,
         targets: ArrayLike,
         *,
-        method: FitMethod = "lm",
-        init: str = "encoder",
-        n_starts: int = 1,
+        method: FitMethod = FitOptions.method,
+        init: FitInit = FitOptions.init,
+        n_starts: int = FitOptions.n_starts,
         seed: Seed = None,
-        max_iter: int = 100,
-        prior_weight: float = 0.0,
-        bound: float | None = None,
+        max_iter: int = FitOptions.max_iter,
+        prior_weight: float = FitOptions.prior_weight,
+        bound: float | None = FitOptions.bound,
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -299,8 +308,8 @@ class CurveModel:
         t = self._curves(targets, name="targets")
         if method not in FIT_METHODS:
             raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(FIT_METHODS)}")
-        if init not in ("encoder", "zero"):
-            raise InputError(f"init={init!r} is not supported; choose 'encoder' or 'zero'")
+        if init not in FIT_INITS:
+            raise InputError(f"init={init!r} is not supported; choose one of {', '.join(map(repr, FIT_INITS))}")
         _positive_int("n_starts", n_starts)
         _positive_int("max_iter", max_iter)
         if not np.isfinite(prior_weight) or prior_weight < 0:

@@ -9,7 +9,11 @@ take the defaults below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
+
+#: The precision variants an export can add to a bundle.
+Variant = Literal["fp16", "int8"]
+VARIANTS: tuple[str, ...] = get_args(Variant)
 
 
 def _floats(values: Any) -> tuple[float, ...]:

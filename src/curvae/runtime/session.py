@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from curvae.core.errors import BundleError, ProviderError
+from curvae.core.errors import BundleError, ProviderError, first_line
 from curvae.runtime import onnxrt
 from curvae.runtime.bundle import Manifest
 from curvae.runtime.providers import ProviderSpec
@@ -62,7 +62,7 @@ def make_session(
     try:
         sess = ort.InferenceSession(model, sess_options=opts, providers=list(providers))
     except Exception as exc:  # onnxruntime raises its own untyped errors here
-        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        line = first_line(exc)
         if strict:
             raise ProviderError(f"--strict: {first} cannot run the whole {name} graph ({line[:200]}); "
                                 "drop --strict to allow CPU fallback, or use another provider") from None

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from curvae.core.errors import InputError
 
 Device = Literal["auto", "cpu", "cuda"]
+DEVICES: tuple[str, ...] = get_args(Device)
 Activation = Literal["relu", "silu", "tanh", "elu"]
-ACTIVATIONS: tuple[str, ...] = ("relu", "silu", "tanh", "elu")
+ACTIVATIONS: tuple[str, ...] = get_args(Activation)
 
 
 class _Config:
@@ -119,8 +120,8 @@ class TrainConfig(_Config):
             raise InputError(f"ema={self.ema!r} must be in [0, 1): it is the decay of the weight average "
                              "(0 keeps no average)")
         _positive("threads", self.threads, integer=True, zero_ok=True)
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise InputError(f"device={self.device!r} must be one of auto, cpu, cuda")
+        if self.device not in DEVICES:
+            raise InputError(f"device={self.device!r} must be one of {', '.join(DEVICES)}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             raise InputError(f"seed={self.seed!r} must be an integer")
 

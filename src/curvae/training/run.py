@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from curvae.core.atomic import atomic_dir, write_bytes, write_json
-from curvae.core.errors import InputError, RunError
+from curvae.core.errors import InputError, RunError, first_line
 from curvae.training.config import RunConfig
 from curvae.training.model import VAE
 
@@ -145,7 +145,7 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     try:
         model.load_state_dict(load_state_dict(root / WEIGHTS_FILE))
     except RuntimeError as exc:
-        raise RunError(f"weights in {str(root)!r} do not match config.json ({str(exc).splitlines()[0]}); "
+        raise RunError(f"weights in {str(root)!r} do not match config.json ({first_line(exc)}); "
                        "retrain the run") from None
     model.eval()
     return Run(path=root, config=config, model=model, history=_read_json(root / HISTORY_FILE),
