@@ -217,27 +217,13 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
 @click.option("--run", "run", type=click.Path(file_okay=False), help="Also check parity against this run.")
 @_runtime_options
 def check(model, run, providers, strict, variant) -> None:
-    """Verify a bundle's integrity; with --run, its parity on every provider."""
-    from curvae.runtime.bundle import full_check
-    from curvae.runtime.files import placement_summary
+    """Verify a bundle's integrity and where its nodes run; with --run, its parity on every provider."""
+    from curvae.apps.check import check_bundle
 
-    m = _load(model, providers, strict, variant)
-    click.echo(f"bundle {model}: manifest, file set, sha256, opsets and run ids OK; {full_check(model)}; "
-               f"needs onnxruntime >= {m.manifest.runtime_needed(variant)}")
-    for graph, line in placement_summary(m.placement()).items():
-        click.echo(f"{graph} nodes executed: {line}")
-    if run:
-        from curvae.export.parity import format_table
-        from curvae.training.export_run import check_against_run
-
-        rows = check_against_run(model, run)
-        click.echo(format_table(rows))
-        worst = max(r.max_abs for r in rows)
-        tol = f"atol {m.manifest.parity.atol}, rtol {m.manifest.parity.rtol}"
-        if not all(r.passed for r in rows):
-            raise CurvaeError(f"parity failed: max abs {worst:.3g} is over the bundle's tolerance ({tol}); "
-                              f"re-export the bundle from {run}")
-        click.echo(f"parity OK on {len(rows)} rows: max abs {worst:.2e} ({tol})")
+    report = check_bundle(model, run=run, providers=providers, strict=strict, variant=variant)
+    for line in report.lines():
+        click.echo(line)
+    report.verdict()
 
 
 @main.command()

@@ -135,8 +135,13 @@ def test_training_is_reproducible_on_cpu(tmp_path):
 
 
 def test_every_command_has_help():
-    for cmd in ["train", "export", "check", "info", "encode", "decode", "sample", "fit", "demo"]:
-        assert "Usage:" in invoke(cmd, "--help").output
+    from curvae.cli import main
+
+    assert set(main.commands) == {"train", "export", "check", "info", "encode", "decode", "sample", "fit", "report",
+                                  "demo"}
+    for cmd in main.commands:
+        out = invoke(cmd, "--help").output
+        assert out.startswith(f"Usage: main {cmd} ") or out.startswith(f"Usage: curvae {cmd} "), out[:80]
 
 
 @pytest.mark.slow

@@ -41,10 +41,13 @@ def test_variant_loads_by_name_keeps_float32_io_and_stays_within_budget(variant_
     assert np.isfinite(var.fit(curves).residual).all()
 
 
-def test_fp16_is_close(variant_bundle):
-    z = np.random.default_rng(6).standard_normal((100, 2)).astype(np.float32)
-    diff = np.abs(CurveModel.load(variant_bundle, variant="fp16").decode(z) - CurveModel.load(variant_bundle).decode(z))
-    assert diff.max() < 0.05
+def test_fp16_fits_as_well_as_fp32_and_int8_does_not(variant_bundle, beta_targets):
+    """What the docs promise a user choosing a variant: fp16 for fitting, int8 for bulk decoding only."""
+    fits = {v: CurveModel.load(variant_bundle, variant=v).fit(beta_targets) for v in (None, "fp16", "int8")}
+    med = {v: float(np.median(f.residual)) for v, f in fits.items()}
+    assert abs(med["fp16"] - med[None]) <= 0.1 * med[None]
+    assert np.median(np.abs(fits["fp16"].z - fits[None].z)) < 0.05
+    assert med["int8"] > med["fp16"]  # its piecewise-flat decoder fits worse (docs/portability.md)
 
 
 def test_unknown_variant_is_a_clear_error(variant_bundle, bundle_dir):

@@ -46,3 +46,43 @@ def test_strict_cpu_runs_on_cpu(bundle_dir):
 
     m = CurveModel.load(bundle_dir, providers="cpu", strict=True)
     assert m.providers == {"encoder": ["CPUExecutionProvider"], "decoder": ["CPUExecutionProvider"]}
+
+
+FAKE = ["AzureExecutionProvider", "CPUExecutionProvider", "MyAcceleratorExecutionProvider", "CUDAExecutionProvider",
+        "OpenVINOExecutionProvider", "TensorrtExecutionProvider"]
+
+
+@pytest.fixture
+def many_providers(monkeypatch):
+    """This build pretends to offer accelerators, so ordering, aliases and strict mode are really exercised."""
+    monkeypatch.setattr(ort, "get_available_providers", lambda: list(FAKE))
+
+
+def test_auto_orders_a_rich_build_accelerators_first_unknown_before_cpu(many_providers):
+    assert resolve_providers("auto") == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                         "OpenVINOExecutionProvider", "MyAcceleratorExecutionProvider",
+                                         "CPUExecutionProvider"]
+
+
+def test_aliases_resolve_against_the_build(many_providers):
+    assert resolve_providers("trt, cuda,openvino,cpu") == ["TensorrtExecutionProvider", "CUDAExecutionProvider",
+                                                           "OpenVINOExecutionProvider", "CPUExecutionProvider"]
+    with pytest.raises(ProviderError, match=r"'rocm' is not available .*MyAcceleratorExecutionProvider"):
+        resolve_providers("rocm")
+
+
+def test_strict_refuses_a_provider_that_cannot_run_the_graph(many_providers, bundle_dir):
+    from curvae.runtime import CurveModel
+
+    # onnxruntime itself has no CUDA here: without fallback the session cannot be built.
+    with pytest.raises(ProviderError, match=r"--strict: CUDAExecutionProvider cannot run the whole encoder graph"):
+        CurveModel.load(bundle_dir, providers="cuda", strict=True)
+
+
+def test_without_strict_the_fallback_is_visible_in_the_placement(many_providers, bundle_dir):
+    from curvae.runtime import CurveModel
+
+    with pytest.warns(UserWarning, match="CUDAExecutionProvider"):
+        m = CurveModel.load(bundle_dir, providers="cuda,cpu")
+    assert {g: list(p) for g, p in m.placement().items()} == {"encoder": ["CPUExecutionProvider"],
+                                                             "decoder": ["CPUExecutionProvider"]}

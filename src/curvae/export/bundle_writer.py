@@ -17,7 +17,7 @@ from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_j
 from curvae.core.errors import ExportError
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
-from curvae.export.parity import ParityRow, format_table, run_parity, summarise
+from curvae.export.parity import ParityRow, run_parity, summarise
 from curvae.export.variants import build_variant
 from curvae.runtime import onnxrt
 from curvae.runtime.bundle import (
@@ -49,9 +49,6 @@ class ExportResult:
 
     manifest: Manifest
     parity: list[ParityRow]
-
-    def parity_table(self) -> str:
-        return format_table(self.parity)
 
 
 def export_bundle(

@@ -33,7 +33,6 @@ FORMAT_VERSION = "1.1"  # 1.1 adds min_onnxruntime; 1.0 bundles still load
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
-BUNDLE_FILES = frozenset({MANIFEST_FILE, ENCODER_FILE, DECODER_FILE})
 
 ENCODER_INPUTS = ("x", "eps")
 ENCODER_OUTPUTS = ("z", "mu", "logvar")
