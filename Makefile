@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.curvae-installed
 
-.PHONY: demo test compat bench venv clean
+.PHONY: demo test compat bench docs venv clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,10 @@ compat: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# docs/cli.md from the CLI's --help (docs/performance.md's table is written by `make bench`).
+docs: $(STAMP)
+	$(PY) scripts/gen_cli_docs.py
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache build/compat

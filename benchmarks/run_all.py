@@ -3,7 +3,8 @@
     make bench            # or: python benchmarks/run_all.py
 
 Each figure is measured side by side with its baseline in the same run;
-results land in benchmarks/results/{train,fit,runtime,summary}.json.
+results land in benchmarks/results/{train,fit,runtime,memory,summary}.json, and the
+table in docs/performance.md is rewritten from them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import bench_fit  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_runtime  # noqa: E402
 import bench_train  # noqa: E402
+import write_docs  # noqa: E402
 from common import save, table  # noqa: E402
 
 
@@ -74,6 +76,7 @@ def main(example_epochs: int) -> str:
                  "", f"+{mem['growth_mib']:.1f}", "bounded: " + ok(mem["growth_last_half_mib"] < 5)))
     text = table(rows)
     save("summary", {"table": text, "rows": rows})
+    write_docs.main()  # docs/performance.md's table comes from the JSON just written
     return text
 
 

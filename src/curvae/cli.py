@@ -112,28 +112,34 @@ def main() -> None:
 @click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
 @click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int,
               help="Curves drawn from the family.")
-@click.option("--epochs", default=TrainConfig.epochs, show_default=True, type=int)
-@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=int)
+@click.option("--epochs", default=TrainConfig.epochs, show_default=True, type=int, help="Passes over the training curves.")
+@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=int, help="Curves per Adam step.")
 @click.option("--lr", default=TrainConfig.lr, show_default=True, type=float, help="Peak learning rate (Adam).")
 @click.option("--lr-final", default=TrainConfig.lr_final, show_default=True, type=float,
               help="Learning rate at the last step.")
-@click.option("--warmup-epochs", default=TrainConfig.warmup_epochs, show_default=True, type=int)
+@click.option("--warmup-epochs", default=TrainConfig.warmup_epochs, show_default=True, type=int,
+              help="Linear warm-up to --lr, then exponential decay to --lr-final.")
 @click.option("--beta", default=TrainConfig.beta, show_default=True, type=float, help="Weight of the KL term.")
-@click.option("--kl-warmup-epochs", default=TrainConfig.kl_warmup_epochs, show_default=True, type=int)
+@click.option("--kl-warmup-epochs", default=TrainConfig.kl_warmup_epochs, show_default=True, type=int,
+              help="Ramp the KL weight up from 0 over this many epochs.")
 @click.option("--ema", default=TrainConfig.ema, show_default=True, type=float,
               help="Decay of the weight average that is written as the model; 0 writes the last weights.")
 @click.option("--adam-beta2", default=TrainConfig.adam_beta2, show_default=True, type=float,
               help="Decay of Adam's second-moment estimate.")
 @click.option("--threads", default=TrainConfig.threads, show_default=True, type=int,
               help="torch threads while training on CPU (0: one per core).")
-@click.option("--latent-dim", default=ModelConfig.latent_dim, show_default=True, type=int)
-@click.option("--hidden", default=ModelConfig.hidden, show_default=True, type=int)
+@click.option("--latent-dim", default=ModelConfig.latent_dim, show_default=True, type=int, help="Size of the code z.")
+@click.option("--hidden", default=ModelConfig.hidden, show_default=True, type=int, help="Width of each hidden layer.")
 @click.option("--depth", default=ModelConfig.depth, show_default=True, type=int,
               help="Hidden layers in encoder and decoder.")
-@click.option("--activation", default=ModelConfig.activation, show_default=True, type=click.Choice(ACTIVATIONS))
-@click.option("--val-fraction", default=DataConfig.val_fraction, show_default=True, type=float)
-@click.option("--device", default=TrainConfig.device, show_default=True, type=click.Choice(DEVICES))
-@click.option("--seed", default=TrainConfig.seed, show_default=True, type=int)
+@click.option("--activation", default=ModelConfig.activation, show_default=True, type=click.Choice(ACTIVATIONS),
+              help="Hidden-layer activation.")
+@click.option("--val-fraction", default=DataConfig.val_fraction, show_default=True, type=float,
+              help="Held-out share of the curves, reported every epoch.")
+@click.option("--device", default=TrainConfig.device, show_default=True, type=click.Choice(DEVICES),
+              help="auto takes CUDA when torch sees it.")
+@click.option("--seed", default=TrainConfig.seed, show_default=True, type=int,
+              help="The same seed gives the same losses and weights on CPU.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (required unless --resume).")
 @click.option("--resume", "resume_run", type=click.Path(file_okay=False),
               help="Continue this stopped, interrupted or failed run from its checkpoint (its own config is used).")
@@ -275,7 +281,7 @@ def decode(model, codes, out, providers, strict, variant, force) -> None:
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
 @click.option("-n", "n", required=True, type=click.IntRange(min=1), help="Number of curves.")
-@click.option("--seed", type=int)
+@click.option("--seed", type=int, help="Seeds the prior draws.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
 @_runtime_options
 @_force_option
@@ -291,12 +297,17 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("targets", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Results .npz to write.")
-@click.option("--method", default=FitOptions.method, show_default=True, type=click.Choice(FIT_METHODS))
-@click.option("--init", default=FitOptions.init, show_default=True, type=click.Choice(FIT_INITS))
-@click.option("--n-starts", default=FitOptions.n_starts, show_default=True, type=click.IntRange(min=1))
+@click.option("--method", default=FitOptions.method, show_default=True, type=click.Choice(FIT_METHODS),
+              help="lm: batched Levenberg-Marquardt; the others run scipy per target.")
+@click.option("--init", default=FitOptions.init, show_default=True, type=click.Choice(FIT_INITS),
+              help="Start from the encoder's mu, or from z = 0.")
+@click.option("--n-starts", default=FitOptions.n_starts, show_default=True, type=click.IntRange(min=1),
+              help="Extra starts drawn from the prior; the best fit is kept.")
 @click.option("--seed", type=int, help="Seed of the extra starts.")
-@click.option("--max-iter", default=FitOptions.max_iter, show_default=True, type=click.IntRange(min=1))
-@click.option("--prior-weight", default=FitOptions.prior_weight, show_default=True, type=click.FloatRange(min=0))
+@click.option("--max-iter", default=FitOptions.max_iter, show_default=True, type=click.IntRange(min=1),
+              help="Iteration cap (per target for the scipy methods).")
+@click.option("--prior-weight", default=FitOptions.prior_weight, show_default=True, type=click.FloatRange(min=0),
+              help="Adds W*|z|^2 to the cost (a Gaussian prior on z).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), help="Keep |z_i| <= bound.")
 @_runtime_options
 @_force_option
@@ -329,7 +340,7 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
 @click.argument("source", type=click.Path(file_okay=False))
 @click.option("--targets", type=click.Path(dir_okay=False), help="Curves to fit (default: fresh family curves).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Report folder to write.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the fresh curves.")
 @_force_option
 def report(source, targets, out, seed, force) -> None:
     """Write figures and an index.html for a bundle, a run or a demo folder."""
@@ -341,10 +352,12 @@ def report(source, targets, out, seed, force) -> None:
 
 
 @main.command()
-@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False))
-@click.option("--n-targets", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the run, the bundle, the fits and the report.")
+@click.option("--n-targets", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Fresh Beta curves to fit.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Override the default recipe's epochs.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seeds the training run and the fresh targets.")
 @_force_option
 def demo(out, n_targets, epochs, seed, force) -> None:
     """Run the worked example: train on Beta, export with parity, encode, sample, fit."""
