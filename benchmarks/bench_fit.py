@@ -79,10 +79,10 @@ def main(n_targets: int, n_nm: int, stream_rows: int = 1_000_000) -> dict:
     _, nm_res, nm_calls, nm_per_target = nelder_mead_fit(decoder, targets[:n_nm])
     result = {
         "n_targets": n_targets,
-        "curvae_lm": {"ms_per_target": 1e3 * lm_per_target, "residual_median": float(np.median(fit.residual)),
-                      "residual_p90": float(np.percentile(fit.residual, 90)), "success_rate": float(fit.success.mean()),
-                      "decoder_rows_per_target": float(fit.nfev.mean())},
-        "best_multistart": {"n_starts": 8, "residual_median": float(np.median(best.residual))},
+        "curvae_lm": {"ms_per_target": 1e3 * lm_per_target, **{k: fit.summary()[k] for k in (
+                          "residual_median", "residual_p90", "success_rate")},
+                      "decoder_rows_per_target": fit.summary()["mean_nfev"]},
+        "best_multistart": {"n_starts": 8, "residual_median": best.summary()["residual_median"]},
         "example_nelder_mead": {"n_targets": n_nm, "ms_per_target": 1e3 * nm_per_target,
                                 "residual_median": float(np.median(nm_res)),
                                 "decoder_calls_per_target": float(nm_calls.mean())},

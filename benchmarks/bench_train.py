@@ -35,10 +35,10 @@ def fit_quality(model: CurveModel, targets: np.ndarray) -> dict:
     """Converged fit residuals: batched LM from the encoder, and the best of 8 starts."""
     one = model.fit(targets)
     multi = model.fit(targets, n_starts=8, seed=0)
-    return {"residual_median": float(np.median(one.residual)), "residual_p90": float(np.percentile(one.residual, 90)),
-            "best_multistart_median": float(np.median(multi.residual)),
-            "best_multistart_p90": float(np.percentile(multi.residual, 90)),
-            "success_rate": float(one.success.mean())}
+    s1, s8 = one.summary(), multi.summary()
+    return {"residual_median": s1["residual_median"], "residual_p90": s1["residual_p90"],
+            "best_multistart_median": s8["residual_median"], "best_multistart_p90": s8["residual_p90"],
+            "success_rate": s1["success_rate"]}
 
 
 def main(example_epochs: int, n_targets: int) -> dict:
