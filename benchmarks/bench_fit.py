@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import PEAK_RSS, save  # noqa: E402
 from example_loop import nelder_mead_fit  # noqa: E402
 
-from curvae.runtime import CurveModel  # noqa: E402
 from curvae.families import get_family  # noqa: E402
+from curvae.runtime import CurveModel  # noqa: E402
 from curvae.training.model import DecoderGraph  # noqa: E402
 from curvae.training.run import load_run  # noqa: E402
 

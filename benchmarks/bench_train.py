@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 from example_loop import nelder_mead_fit, train_example  # noqa: E402
 
+from curvae.families import get_family  # noqa: E402
 from curvae.runtime import CurveModel  # noqa: E402
 from curvae.training.config import RunConfig  # noqa: E402
 from curvae.training.export_run import export_run  # noqa: E402
-from curvae.families import get_family  # noqa: E402
 from curvae.training.loop import train  # noqa: E402
 
 WORK = Path(__file__).parent / "results" / "work"
