@@ -65,7 +65,7 @@ def test_unknown_major_format_version(bundle_copy):
 
 def test_malformed_manifest(bundle_copy):
     (bundle_copy / "manifest.json").write_text("{not json")
-    with pytest.raises(BundleError, match="is not readable JSON"):
+    with pytest.raises(BundleError, match="is not valid JSON"):
         read_manifest(bundle_copy)
     (bundle_copy / "manifest.json").write_text(json.dumps({"format_version": "1.0"}))
     with pytest.raises(BundleError, match="manifest is malformed"):

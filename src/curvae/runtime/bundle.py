@@ -8,13 +8,15 @@ in the torch-free runtime because both the exporter and the runtime use it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from curvae.core.errors import BundleError, first_line
+from curvae.core.safeio import PROTOBUF_MAX_BYTES, read_bounded, read_json
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
     ExportRecord,
@@ -141,13 +143,10 @@ class Manifest:
                 parse_version(record.min_onnxruntime)
         except BundleError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BundleError(f"manifest is malformed ({type(exc).__name__}: {exc}); re-export the bundle") from None
-        if m.n_points < 2 or m.latent_dim < 1 or len(m.grid) != m.n_points:
-            raise BundleError(
-                f"manifest says n_points={m.n_points}, latent_dim={m.latent_dim} with a grid of {len(m.grid)} values; "
-                "n_points >= 2, latent_dim >= 1 and len(grid) == n_points are required; re-export the bundle"
-            )
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise BundleError(f"manifest is malformed ({type(exc).__name__}: {str(exc)[:200]}); "
+                              "re-export the bundle") from None
+        check_semantics(m)
         if m.encoder.inputs != ENCODER_INPUTS or m.encoder.outputs != ENCODER_OUTPUTS:
             raise BundleError(f"encoder I/O {m.encoder.inputs}->{m.encoder.outputs} differs from the format's "
                               f"{ENCODER_INPUTS}->{ENCODER_OUTPUTS}; re-export the bundle")
@@ -155,6 +154,66 @@ class Manifest:
             raise BundleError(f"decoder I/O {m.decoder.inputs}->{m.decoder.outputs} differs from the format's "
                               f"{DECODER_INPUTS}->{DECODER_OUTPUTS}; re-export the bundle")
         return m
+
+
+#: Sane bounds on what a manifest may declare; a real export is far inside them.
+MAX_POINTS, MAX_LATENT, MAX_HIDDEN, MAX_DEPTH, MAX_OPSET_SEEN = 1_000_000, 4096, 65_536, 64, 100
+
+
+def _bad(what: str) -> BundleError:
+    return BundleError(f"manifest: {what}; re-export the bundle")
+
+
+def check_semantics(m: Manifest) -> None:
+    """Values, not only types: sizes in bounds, a finite increasing grid, finite tolerances, plain file names."""
+    if not (2 <= m.n_points <= MAX_POINTS and 1 <= m.latent_dim <= MAX_LATENT):
+        raise _bad(f"n_points={m.n_points}, latent_dim={m.latent_dim} are out of bounds "
+                   f"(2..{MAX_POINTS} and 1..{MAX_LATENT})")
+    if len(m.grid) != m.n_points:
+        raise _bad(f"the grid has {len(m.grid)} values but n_points={m.n_points}; len(grid) == n_points is required")
+    grid = np.asarray(m.grid, dtype=np.float64)
+    if not np.isfinite(grid).all():
+        raise _bad(f"grid[{int(np.flatnonzero(~np.isfinite(grid))[0])}] is not finite; the grid must be finite")
+    if not (np.diff(grid) > 0).all():
+        raise _bad(f"grid[{int(np.flatnonzero(np.diff(grid) <= 0)[0]) + 1}] does not increase; the grid must be "
+                   "strictly increasing")
+    for name, version in [("", (m.opset, m.ir_version)), *((f" of variant {k}", (v.opset, v.ir_version))
+                                                           for k, v in m.variants.items())]:
+        if not (1 <= version[0] <= MAX_OPSET_SEEN and 1 <= version[1] <= MAX_OPSET_SEEN):
+            raise _bad(f"opset {version[0]} and IR version {version[1]}{name} are out of bounds (1..{MAX_OPSET_SEEN})")
+    p = m.parity
+    for key in ("atol", "rtol", "max_abs", "max_rel", "float32_noise"):
+        value = getattr(p, key)
+        if not (np.isfinite(value) and value >= 0):
+            raise _bad(f"parity {key}={value!r} must be finite and >= 0")
+    for k, v in m.variants.items():
+        if not (np.isfinite(v.budget) and v.budget > 0 and all(np.isfinite(x) for x in v.max_abs.values())):
+            raise _bad(f"variant {k} has budget {v.budget!r} and errors {v.max_abs}; both must be finite")
+    graphs = [m.encoder, m.decoder, *(g for v in m.variants.values() for g in (v.encoder, v.decoder))]
+    for g in graphs:
+        if Path(g.file).name != g.file or not g.file.endswith(".onnx") or g.file.startswith("."):
+            raise _bad(f"graph file {g.file!r} must be a plain *.onnx file name inside the bundle")
+        if not (len(g.sha256) == 64 and all(c in "0123456789abcdef" for c in g.sha256)):
+            raise _bad(f"{g.file} has sha256 {g.sha256[:70]!r}, not 64 lowercase hex digits")
+    shape = m.training.config.get("model") if isinstance(m.training.config, dict) else None
+    if isinstance(shape, dict) and ("hidden" in shape or "depth" in shape):
+        hidden, depth = shape.get("hidden", 1), shape.get("depth", 1)
+        if not (isinstance(hidden, int) and isinstance(depth, int) and 1 <= hidden <= MAX_HIDDEN
+                and 0 <= depth <= MAX_DEPTH):
+            raise _bad(f"the training config declares hidden={hidden!r}, depth={depth!r}; out of bounds "
+                       f"(1..{MAX_HIDDEN} and 0..{MAX_DEPTH})")
+
+
+def graph_byte_cap(m: Manifest) -> int:
+    """Largest graph file read for this bundle: 2 × its float32 weights plus 1 MiB, when the training
+    config declares the network's shape; never more than protobuf's 2 GiB."""
+    shape = m.training.config.get("model") if isinstance(m.training.config, dict) else None
+    if not isinstance(shape, dict) or "hidden" not in shape:
+        return PROTOBUF_MAX_BYTES
+    h, depth, p, d = int(shape["hidden"]), int(shape.get("depth", 1)), m.n_points, m.latent_dim
+    inner = max(depth - 1, 0) * (h * h + h)
+    params = max(p * h + h + inner + 2 * d * (h + 1), d * h + h + inner + p * (h + 1))
+    return min(PROTOBUF_MAX_BYTES, 2 * 4 * params + 2**20)
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -168,12 +227,9 @@ def read_manifest(bundle: str | os.PathLike[str]) -> Manifest:
     if not root.is_dir():
         raise BundleError(f"bundle {str(root)!r} is not a folder; pass the folder written by `curvae export`")
     path = root / MANIFEST_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise BundleError(f"bundle {str(root)!r} has no {MANIFEST_FILE}; it is not a curvae bundle or it is incomplete")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} is not readable JSON ({exc}); re-export the bundle") from None
+    data = read_json(path, root=root, error=BundleError, fix="re-export the bundle")
     if not isinstance(data, dict):
         raise BundleError(f"{path} holds {type(data).__name__}, not an object; re-export the bundle")
     return Manifest.from_dict(data)
@@ -203,11 +259,11 @@ def read_bundle(bundle: str | os.PathLike[str], variant: str | None = None) -> t
         raise BundleError(f"bundle {str(root)!r} has unexpected files {extra}; this bundle holds only "
                           f"{sorted(expected)}: remove the extra files")
     enc_info, dec_info, opset, ir_version = manifest.graphs(variant)
+    cap = graph_byte_cap(manifest)
     blobs = []
-    for name, info in (("encoder", enc_info), ("decoder", dec_info)):
-        if Path(info.file).name != info.file:
-            raise BundleError(f"{name} file {info.file!r} must be a plain file name inside the bundle")
-        data = (root / info.file).read_bytes()
+    for info in (enc_info, dec_info):
+        data = read_bounded(root / info.file, max_bytes=cap, root=root, error=BundleError,
+                            fix="re-export the bundle")
         digest = sha256_bytes(data)
         if digest != info.sha256:
             raise BundleError(

@@ -73,34 +73,49 @@ def _fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | memoryvie
             raise ValueError("truncated field")
 
 
-def _tensor(buf: bytes, facts: GraphFacts) -> None:
+#: Deepest nesting of subgraphs (If/Loop/Scan bodies) accepted; curvae's own graphs have none, and
+#: real models rarely nest more than a few levels.
+MAX_SUBGRAPH_DEPTH = 64
+
+
+def _tensor(buf: memoryview, facts: GraphFacts) -> None:
     for num, wire, val in _fields(buf):
         if (num == _TENSOR_LOCATION and wire == 0 and val == 1) or (num == _TENSOR_EXTERNAL and wire == 2):
             facts.external_data = True
 
 
-def _node(buf: bytes, facts: GraphFacts) -> None:
-    for num, wire, val in _fields(buf):
-        if num == _NODE_OP and wire == 2:
-            facts.op_types.add(bytes(val).decode("utf-8", "replace"))
-        elif num == _NODE_ATTR and wire == 2:
-            for anum, awire, aval in _fields(val):
-                if awire != 2:
-                    continue
-                if anum in (_ATTR_G, _ATTR_GRAPHS):
-                    _graph(aval, facts)
-                elif anum in (_ATTR_T, _ATTR_TENSORS):
-                    _tensor(aval, facts)
+def _walk(root: memoryview, facts: GraphFacts, *, kind: str) -> None:
+    """Visit a graph (``kind="graph"``) or a function's node list (``kind="node"``) and every subgraph in it.
 
-
-def _graph(buf: bytes, facts: GraphFacts) -> None:
-    for num, wire, val in _fields(buf):
-        if wire != 2:
+    An explicit stack instead of recursion: a hostile file nesting subgraphs
+    thousands deep meets :data:`MAX_SUBGRAPH_DEPTH`, not Python's stack.
+    """
+    stack: list[tuple[str, memoryview, int]] = [(kind, root, 0)]
+    while stack:
+        kind, buf, depth = stack.pop()
+        if depth > MAX_SUBGRAPH_DEPTH:
+            raise ValueError(f"subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH} levels")
+        if kind == "tensor":
+            _tensor(buf, facts)
             continue
-        if num == _GRAPH_NODE:
-            _node(val, facts)
-        elif num == _GRAPH_INIT:
-            _tensor(val, facts)
+        if kind == "graph":
+            for num, wire, val in _fields(buf):
+                if wire == 2 and num == _GRAPH_NODE:
+                    stack.append(("node", val, depth))
+                elif wire == 2 and num == _GRAPH_INIT:
+                    stack.append(("tensor", val, depth))
+            continue
+        for num, wire, val in _fields(buf):  # a node
+            if num == _NODE_OP and wire == 2:
+                facts.op_types.add(bytes(val).decode("utf-8", "replace"))
+            elif num == _NODE_ATTR and wire == 2:
+                for anum, awire, aval in _fields(val):
+                    if awire != 2:
+                        continue
+                    if anum in (_ATTR_G, _ATTR_GRAPHS):
+                        stack.append(("graph", aval, depth + 1))
+                    elif anum in (_ATTR_T, _ATTR_TENSORS):
+                        stack.append(("tensor", aval, depth))
 
 
 def scan_model(data: bytes, *, name: str = "graph") -> GraphFacts:
@@ -119,11 +134,11 @@ def scan_model(data: bytes, *, name: str = "graph") -> GraphFacts:
                         version = int(oval)
                 facts.opsets[domain] = version
             elif num == _MODEL_GRAPH and wire == 2:
-                _graph(val, facts)
+                _walk(val, facts, kind="graph")
             elif num == _MODEL_FUNCTIONS and wire == 2:
                 for fnum, fwire, fval in _fields(val):
                     if fnum == _FUNC_NODE and fwire == 2:
-                        _node(fval, facts)
+                        _walk(fval, facts, kind="node")
     except ValueError as exc:
         raise BundleError(f"{name} is not a readable ONNX model ({exc}); re-export the bundle") from None
     if facts.ir_version == 0 or "" not in facts.opsets:

@@ -12,6 +12,8 @@ Device = Literal["auto", "cpu", "cuda"]
 DEVICES: tuple[str, ...] = get_args(Device)
 Activation = Literal["relu", "silu", "tanh", "elu"]
 ACTIVATIONS: tuple[str, ...] = get_args(Activation)
+#: Largest model accepted: 2**28 float32 parameters (1 GiB of weights); run folders are read with this cap.
+MAX_PARAMS = 2**28
 
 
 class _Config:
@@ -71,6 +73,16 @@ class ModelConfig(_Config):
         _positive("depth", self.depth, integer=True)
         if self.n_points < 2:
             raise InputError(f"n_points={self.n_points} must be at least 2")
+        if self.n_params() > MAX_PARAMS:
+            raise InputError(f"n_points={self.n_points}, hidden={self.hidden}, depth={self.depth}, latent_dim="
+                             f"{self.latent_dim} make {self.n_params():,} parameters, over the {MAX_PARAMS:,} curvae "
+                             "supports; use a smaller --hidden or --depth")
+
+    def n_params(self) -> int:
+        """Weights and biases of encoder and decoder together."""
+        h, p, d = self.hidden, self.n_points, self.latent_dim
+        inner = max(self.depth - 1, 0) * (h * h + h)
+        return (p * h + h + inner + h * 2 * d + 2 * d) + (d * h + h + inner + h * p + p)
 
 
 @dataclass(frozen=True)

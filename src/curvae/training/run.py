@@ -9,7 +9,6 @@ A run folder holds ``config.json``, ``weights.pt`` (a plain state dict),
 from __future__ import annotations
 
 import io
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import torch
 
 from curvae.core.atomic import atomic_dir, write_bytes, write_json
 from curvae.core.errors import InputError, RunError, first_line
+from curvae.core.safeio import read_bounded, read_json
 from curvae.training.config import RunConfig
 from curvae.training.model import VAE
 
@@ -71,12 +71,19 @@ def weights_bytes(model: VAE) -> bytes:
     return buf.getvalue()
 
 
-def _safe_load(path: Path) -> Any:
-    """``torch.load(weights_only=True)``: tensors and plain containers only, never code."""
+def pt_byte_cap(config: RunConfig, copies: int) -> int:
+    """Largest ``.pt`` file read for this run: ``copies`` float32 copies of the model's parameters
+    (1 for weights.pt; 4 for checkpoint.pt: weights, two Adam moments, the average) plus 1 MiB."""
+    return copies * 4 * config.model.n_params() + 2**20
+
+
+def _safe_load(path: Path, max_bytes: int) -> Any:
+    """``torch.load(weights_only=True)`` of a bounded read: tensors and plain containers only, never code."""
+    data = read_bounded(path, max_bytes=max_bytes, root=path.parent, error=RunError, fix="retrain the run")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols before refusing
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
         # torch's own text suggests weights_only=False, the one thing never to do here: not repeated.
         raise RunError(f"{str(path)!r} cannot be loaded safely ({type(exc).__name__}: it is corrupt or holds "
@@ -84,19 +91,20 @@ def _safe_load(path: Path) -> Any:
                        "nothing in it was run: retrain the run") from None
 
 
-def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+def load_state_dict(path: str | os.PathLike[str], max_bytes: int) -> dict[str, torch.Tensor]:
     """Read weights with ``weights_only=True``: a pickle that would run code is refused."""
-    state = _safe_load(Path(path))
+    state = _safe_load(Path(path), max_bytes)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RunError(f"weights {str(path)!r} are not a state dict of tensors; retrain the run")
     return state
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError(f"{path} is not readable JSON ({exc}); retrain the run") from None
+def _read_json(path: Path, kind: type) -> Any:
+    """A bounded JSON read of one run file, which must hold a ``kind`` (dict or list)."""
+    data = read_json(path, root=path.parent, error=RunError, fix="retrain the run")
+    if not isinstance(data, kind) or (kind is list and not all(isinstance(row, dict) for row in data)):
+        raise RunError(f"{path} holds {type(data).__name__}, not the {kind.__name__} curvae writes; retrain the run")
+    return data
 
 
 @dataclass(frozen=True)
@@ -119,8 +127,8 @@ def _check_files(root: Path) -> None:
 
 def _config(root: Path) -> RunConfig:
     try:
-        return RunConfig.from_dict(_read_json(root / CONFIG_FILE))
-    except (InputError, TypeError, AttributeError) as exc:
+        return RunConfig.from_dict(_read_json(root / CONFIG_FILE, dict))
+    except (InputError, TypeError, AttributeError, ValueError) as exc:
         raise RunError(f"{root / CONFIG_FILE} is invalid ({exc}); retrain the run") from None
 
 
@@ -128,12 +136,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Load a run's resume state (model, optimiser, generator, weight average, epoch) safely."""
     root = Path(path)
     _check_files(root)
-    state = _safe_load(root / CHECKPOINT_FILE)
+    config = _config(root)
+    state = _safe_load(root / CHECKPOINT_FILE, pt_byte_cap(config, copies=4))
     if not isinstance(state, dict) or set(state) != {"model", "optimizer", "generator", "average", "epoch"}:
         raise RunError(f"{root / CHECKPOINT_FILE} is not a checkpoint of this curvae version (it was written "
                        "by another version, or is damaged); resume cannot continue it: retrain the run")
-    return Checkpoint(config=_config(root), state=state, history=_read_json(root / HISTORY_FILE),
-                      summary=_read_json(root / SUMMARY_FILE))
+    return Checkpoint(config=config, state=state, history=_read_json(root / HISTORY_FILE, list),
+                      summary=_read_json(root / SUMMARY_FILE, dict))
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:
@@ -143,10 +152,10 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     config = _config(root)
     model = VAE(config.model)
     try:
-        model.load_state_dict(load_state_dict(root / WEIGHTS_FILE))
+        model.load_state_dict(load_state_dict(root / WEIGHTS_FILE, pt_byte_cap(config, copies=1)))
     except RuntimeError as exc:
         raise RunError(f"weights in {str(root)!r} do not match config.json ({first_line(exc)}); "
                        "retrain the run") from None
     model.eval()
-    return Run(path=root, config=config, model=model, history=_read_json(root / HISTORY_FILE),
-               summary=_read_json(root / SUMMARY_FILE))
+    return Run(path=root, config=config, model=model, history=_read_json(root / HISTORY_FILE, list),
+               summary=_read_json(root / SUMMARY_FILE, dict))
