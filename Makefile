@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.curvae-installed
 
-.PHONY: demo test compat bench docs venv clean
+.PHONY: demo test compat fuzz bench docs venv clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,11 @@ test: $(STAMP)
 # rewrites the matrix in docs/portability.md. `make test` runs it too.
 compat: $(STAMP)
 	$(PY) -m pytest -m compat
+
+# Deeper, randomised fuzzing of the file readers than `make test` runs (FUZZ_EXAMPLES per test).
+FUZZ_EXAMPLES ?= 3000
+fuzz: $(STAMP)
+	CURVAE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -m fuzz -p no:cacheprovider
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

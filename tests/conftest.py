@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,15 @@ def beta_targets() -> np.ndarray:
 
     curves, _ = get_family("beta").sample(64, seed=777)
     return curves
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Report how many fuzz examples ran (each ended in success or a typed CurvaeError)."""
+    mod = sys.modules.get("test_fuzz_files")
+    counts = getattr(mod, "COUNTS", None)
+    if counts:
+        total = sum(counts.values())
+        parts = ", ".join(f"{n} {kind}" for kind, n in counts.items())
+        failed = [r for r in terminalreporter.stats.get("failed", []) if "test_fuzz_files" in r.nodeid]
+        verdict = f"{len(failed)} fuzz tests FAILED" if failed else "none raised anything but CurvaeError"
+        terminalreporter.write_line(f"fuzz: {total} examples ({parts}); {verdict}")

@@ -73,3 +73,37 @@ def test_node_refuses_a_tampered_bundle(node_app, bundle_copy, tmp_path):
                          cwd=node_app, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert out.stderr.startswith("Error: decoder.onnx has sha256") and not (tmp_path / "o.json").exists()
+
+
+def _node_refusal(node_app, bundle, tmp_path) -> str:
+    (tmp_path / "noise.json").write_text(json.dumps({"curves": [[0.0] * 100], "eps": [[0.0, 0.0]]}))
+
+    def limit():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, 8 * 2**30))  # V8 reserves address space freely
+
+    out = subprocess.run(["node", "index.js", str(bundle), str(tmp_path / "noise.json"), str(tmp_path / "o.json")],
+                         cwd=node_app, capture_output=True, text=True, timeout=120, preexec_fn=limit)
+    assert out.returncode == 1 and not (tmp_path / "o.json").exists(), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    return out.stderr.strip()
+
+
+def test_node_refuses_hostile_bundles(node_app, bundle_copy, tmp_path):
+    m = json.loads((bundle_copy / "manifest.json").read_text())
+    good = json.dumps(m)
+    (bundle_copy / "manifest.json").write_text(good[:-1] + ', "unused": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert "manifest.json nests 100001 levels deep, over the cap of 32" in _node_refusal(node_app, bundle_copy, tmp_path)
+    m["grid"][3] = m["grid"][2]
+    (bundle_copy / "manifest.json").write_text(json.dumps(m))
+    assert "grid[3] does not increase" in _node_refusal(node_app, bundle_copy, tmp_path)
+    (bundle_copy / "manifest.json").write_text(good)
+    (bundle_copy / "encoder.onnx").unlink()
+    os.symlink("/dev/zero", bundle_copy / "encoder.onnx")
+    assert "encoder.onnx is a symlink to '/dev/zero', outside its folder" in _node_refusal(node_app, bundle_copy,
+                                                                                          tmp_path)
+    (bundle_copy / "encoder.onnx").unlink()
+    with open(bundle_copy / "encoder.onnx", "wb") as fh:
+        fh.truncate(64 * 2**30)
+    assert "encoder.onnx is 68719476736 bytes, over the" in _node_refusal(node_app, bundle_copy, tmp_path)

@@ -120,7 +120,7 @@ class Checkpoint:
 def _check_files(root: Path) -> None:
     if not root.is_dir():
         raise RunError(f"run {str(root)!r} is not a folder; pass the --out folder of `curvae train`")
-    missing = sorted(name for name in RUN_FILES if not (root / name).is_file())
+    missing = sorted(name for name in RUN_FILES if not os.path.lexists(root / name))
     if missing:
         raise RunError(f"run {str(root)!r} is missing {missing}; it is incomplete: retrain it")
 
