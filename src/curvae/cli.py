@@ -309,12 +309,22 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.option("--prior-weight", default=FitOptions.prior_weight, show_default=True, type=click.FloatRange(min=0),
               help="Adds W*|z|^2 to the cost (a Gaussian prior on z).")
 @click.option("--bound", type=click.FloatRange(min=0, min_open=True), help="Keep |z_i| <= bound.")
+@click.option("--sigma", type=float, help="Noise level of the targets (one value); default: estimated per target.")
+@click.option("--sigma-file", type=click.Path(dir_okay=False),
+              help="Noise level per curve point: a .npy or .csv of n_points values.")
+@click.option("--ood-quantile", default=0.99, show_default=True, type=float,
+              help="Flag a target out of family above this quantile of the held-out residuals.")
+@click.option("--no-uncertainty", is_flag=True, help="Skip covariance, bands and the out-of-family flag.")
 @_runtime_options
 @_force_option
-def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, providers, strict,
-        variant, force) -> None:
-    """Fit latent codes to target curves; writes z, residual, success, nfev, message, x_hat."""
-    from curvae.runtime.files import fit_file
+def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, sigma, sigma_file,
+        ood_quantile, no_uncertainty, providers, strict, variant, force) -> None:
+    """Fit latent codes to target curves, with their uncertainty and an out-of-family flag.
+
+    Writes z, residual, success, nfev, message and x_hat, and (unless --no-uncertainty) cov, z_std,
+    sigma, chi2, band_lo, band_hi, ill_conditioned, ood, ood_threshold and ood_reason.
+    """
+    from curvae.runtime.files import fit_file, load_sigma
 
     bar = None
 
@@ -328,12 +338,14 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
     try:
         res = fit_file(_load(model, providers, strict, variant), targets, out, force=force, progress=progress, method=method,
                        init=init, n_starts=n_starts, seed=seed, max_iter=max_iter, prior_weight=prior_weight,
-                       bound=bound)
+                       bound=bound, uncertainty=not no_uncertainty, sigma=load_sigma(sigma, sigma_file),
+                       ood_quantile=ood_quantile)
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
-    click.echo(f"wrote {out}: {res['n']} fits, {res['n_success']} succeeded; residual median "
-               f"{res['residual_median']:.4g}, p90 {res['residual_p90']:.4g}")
+    ood = "" if res.get("n_ood") is None else f"; {res['n_ood']} out of family"
+    click.echo(f"wrote {out}: {res['n']} fit{'' if res['n'] == 1 else 's'}, {res['n_success']} succeeded; residual "
+               f"median {res['residual_median']:.4g}, p90 {res['residual_p90']:.4g}{ood}")
 
 
 @main.command()

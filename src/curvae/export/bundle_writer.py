@@ -32,14 +32,17 @@ from curvae.runtime.bundle import (
     Manifest,
     sha256_bytes,
 )
+from curvae.runtime.fit import FitOptions, fit_latent
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
     ExportRecord,
+    FitResidualRecord,
     GraphInfo,
     ParityRecord,
     TrainingRecord,
     VariantRecord,
 )
+from curvae.runtime.session import make_session
 from curvae.runtime.versions import min_onnxruntime
 
 
@@ -78,7 +81,9 @@ def export_bundle(
     modules are rewritten forms of them (e.g. with folded constants).
     ``variants`` maps precision variants (``"fp16"``, ``"int8"``) to their
     error budgets; each is measured (error, speed, and fit residual on
-    ``fit_targets``, shape (n, n_points)) and refused over budget.
+    ``fit_targets``, shape (n, n_points)) and refused over budget. The
+    residuals of the default fit on ``fit_targets`` (held-out curves) are
+    recorded for the out-of-family flag.
     """
     check_can_write(out, force=force)
     enc_bytes, dec_bytes, ir_version = _graphs(encoder, decoder, n_points=n_points, latent_dim=latent_dim,
@@ -87,6 +92,7 @@ def export_bundle(
     rows, parity = _parity_gate(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, config=config)
     files, records = _variants(variants or {}, enc_bytes, dec_bytes, decoder, latent_dim=latent_dim,
                                targets=fit_targets, seed=config.seed)
+    residuals = None if fit_targets is None else _fit_residuals(enc_bytes, dec_bytes, fit_targets)
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
         grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,
@@ -97,6 +103,7 @@ def export_bundle(
                   "onnxscript": onnxscript.__version__, "onnxruntime": onnxrt.load().__version__},
         parity=parity, training=training, variants=records,
         export=ExportRecord(opset=config.opset, atol=config.atol, rtol=config.rtol, seed=config.seed),
+        fit_residuals=residuals,
         min_onnxruntime=min_onnxruntime(config.opset, ir_version),
     )
     with atomic_dir(out, force=force) as tmp:
@@ -135,6 +142,18 @@ def _parity_gate(ref_enc, ref_dec, enc_bytes: bytes, dec_bytes: bytes, *, latent
             "(raise --atol only if that error is acceptable)"
         )
     return rows, parity
+
+
+def _fit_residuals(enc_bytes: bytes, dec_bytes: bytes, targets: np.ndarray) -> FitResidualRecord:
+    """Residuals of the runtime's default fit on held-out curves: the out-of-family flag's reference."""
+    cpu = ["CPUExecutionProvider"]
+    enc, dec = make_session(enc_bytes, cpu, name="encoder"), make_session(dec_bytes, cpu, name="decoder")
+    t = np.ascontiguousarray(targets, dtype=np.float32)
+    d = enc.get_inputs()[1].shape[1]
+    z0 = enc.run(None, {"x": t, "eps": np.zeros((len(t), d), np.float32)})[1]
+    res = fit_latent(lambda z: dec.run(None, {"z": z})[0], t, z0, FitOptions())
+    values = np.sort(res.residual[np.isfinite(res.residual)])
+    return FitResidualRecord(method=FitOptions.method, n_points=t.shape[1], values=tuple(float(v) for v in values))
 
 
 def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, decoder, *, latent_dim: int,

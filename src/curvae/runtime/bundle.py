@@ -20,6 +20,7 @@ from curvae.core.safeio import PROTOBUF_MAX_BYTES, read_bounded, read_json
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
     ExportRecord,
+    FitResidualRecord,
     GraphInfo,
     ParityRecord,
     TrainingRecord,
@@ -61,6 +62,8 @@ class Manifest:
     training: TrainingRecord = field(default_factory=TrainingRecord)
     variants: dict[str, VariantRecord] = field(default_factory=dict)
     export: ExportRecord | None = None
+    #: Held-out fit residuals for the out-of-family flag (format 1.1; None in older bundles).
+    fit_residuals: FitResidualRecord | None = None
     #: Oldest onnxruntime that runs the float32 graphs; derived from opset and IR version
     #: for 1.0 bundles, which did not record it.
     min_onnxruntime: str = ""
@@ -106,6 +109,8 @@ class Manifest:
         }
         if self.export is not None:
             d["export"] = self.export.to_dict()
+        if self.fit_residuals is not None:
+            d["fit_residuals"] = self.fit_residuals.to_dict()
         return d
 
     @classmethod
@@ -137,6 +142,7 @@ class Manifest:
                                                                                               int(v["ir_version"])))
                           for k, v in (d.get("variants") or {}).items()},
                 export=ExportRecord.from_dict(d["export"]) if d.get("export") else None,
+                fit_residuals=FitResidualRecord.from_dict(d["fit_residuals"]) if d.get("fit_residuals") else None,
                 min_onnxruntime=str(d.get("min_onnxruntime") or ""),
             )
             for record in [m, *m.variants.values()]:
@@ -195,6 +201,8 @@ def check_semantics(m: Manifest) -> None:
             raise _bad(f"graph file {g.file!r} must be a plain *.onnx file name inside the bundle")
         if not (len(g.sha256) == 64 and all(c in "0123456789abcdef" for c in g.sha256)):
             raise _bad(f"{g.file} has sha256 {g.sha256[:70]!r}, not 64 lowercase hex digits")
+    if m.fit_residuals is not None and m.fit_residuals.n_points != m.n_points:
+        raise _bad(f"fit_residuals were measured on {m.fit_residuals.n_points} points but n_points={m.n_points}")
     shape = m.training.config.get("model") if isinstance(m.training.config, dict) else None
     if isinstance(shape, dict) and ("hidden" in shape or "depth" in shape):
         hidden, depth = shape.get("hidden", 1), shape.get("depth", 1)

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from curvae.core.atomic import NpzStreamWriter, check_can_write, save_npy
-from curvae.core.errors import InputError
+from curvae.core.errors import DataFileError, InputError
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.curves_io import load_curves, open_curves
-from curvae.runtime.fit import summarise_fits
+from curvae.runtime.fit import FitResult, summarise_fits
 from curvae.runtime.model import CurveModel
 from curvae.runtime.onnxrt import installed_builds
 from curvae.runtime.providers import available_providers
@@ -57,11 +57,22 @@ def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = 
     return curves
 
 
+def _column(res: FitResult, name: str, *, first_chunk: bool) -> np.ndarray:
+    """The rows of one output array for one chunk, in the .npz's encoding."""
+    if name == "ood":
+        return np.full(res.z.shape[0], -1, np.int8) if res.ood is None else res.ood.astype(np.int8)
+    if name == "ood_threshold":  # one value for the whole file, written with the first chunk
+        return np.array([np.nan if res.ood_threshold is None else res.ood_threshold])[: int(first_chunk)]
+    return getattr(res, name)
+
+
 def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
              chunk: int = 4096, progress: Callable[[int, int], None] | None = None,
              **fit_kw: Any) -> dict[str, float]:
     """Fit every target in ``targets`` and save ``z``, ``residual``, ``success``, ``nfev``, ``message`` and
-    ``x_hat`` as ``.npz``.
+    ``x_hat`` as ``.npz``; with uncertainty (the default), also ``cov``, ``z_std``, ``sigma``, ``chi2``,
+    ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood`` (int8: 1 flagged, 0 not, -1 unavailable for
+    this bundle), ``ood_threshold`` (one value, NaN when unavailable) and ``ood_reason``.
 
     Targets stream in chunks of ``chunk`` rows (a ``.npy`` is read chunk by
     chunk from disk) and results go to disk chunk by chunk, so memory stays bounded however
@@ -80,16 +91,24 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
     n, d, p = source.shape[0], model.latent_dim, model.n_points
     specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "success": ((n,), "bool"),
              "nfev": ((n,), "int64"), "message": ((n,), "U64"), "x_hat": ((n, p), "float32")}
+    if fit_kw.get("uncertainty", True):
+        specs.update({"cov": ((n, d, d), "float64"), "z_std": ((n, d), "float64"), "sigma": ((n,), "float64"),
+                      "chi2": ((n,), "float64"), "band_lo": ((n, p), "float32"), "band_hi": ((n, p), "float32"),
+                      "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
+                      "ood_reason": ((n,), "U160")})
     writer = NpzStreamWriter(dest, specs)
     parts: dict[str, list[np.ndarray]] = {"residual": [], "success": [], "nfev": []}
+    n_ood: int | None = None
     try:
         for i in range(0, n, chunk):
             rows = as_matrix(source.read(i, i + chunk), name="targets", n_cols=p, col_name="points", row_offset=i)
             res = model.fit(rows, **fit_kw)
             for name in specs:
-                writer.append(name, getattr(res, name))
+                writer.append(name, _column(res, name, first_chunk=i == 0))
             for name, kept in parts.items():
                 kept.append(getattr(res, name))
+            if res.ood is not None:
+                n_ood = (n_ood or 0) + int(res.ood.sum())
             if progress is not None:
                 progress(min(i + chunk, n), n)
         writer.commit()
@@ -97,7 +116,24 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
         writer.discard()
         raise
     # (n,) each: 17 bytes per target, 17 MB per million
-    return summarise_fits(*(np.concatenate(parts[k]) for k in ("residual", "success", "nfev")))
+    summary = summarise_fits(*(np.concatenate(parts[k]) for k in ("residual", "success", "nfev")))
+    return {**summary, "n_ood": n_ood}
+
+
+def load_sigma(sigma: float | None, sigma_file: PathLike | None) -> float | np.ndarray | None:
+    """The noise level from ``--sigma S`` or ``--sigma-file F`` (.npy or .csv of n_points values), or None."""
+    if sigma is not None and sigma_file is not None:
+        raise InputError("--sigma and --sigma-file were both given; pass one noise level or one file of them")
+    if sigma_file is None:
+        return sigma
+    path = Path(sigma_file)
+    try:
+        values = np.load(path, allow_pickle=False) if path.suffix == ".npy" else \
+            np.loadtxt(path, delimiter=",", ndmin=1)
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"--sigma-file {str(path)!r} is not a readable .npy or .csv of numbers ({exc}); "
+                            "write one noise level per curve point") from None
+    return np.asarray(values, dtype=np.float64).ravel()
 
 
 def describe(model: CurveModel) -> dict[str, Any]:

@@ -54,6 +54,27 @@ class FitResult:
         Why each fit stopped.
     x_hat : ndarray of shape (n_targets, n_points), float32
         ``decode(z)``.
+    cov : ndarray of shape (n_targets, latent_dim, latent_dim), float64
+        Laplace (Gauss-Newton) covariance of z; ``inf`` where ill-conditioned.
+    z_std : ndarray of shape (n_targets, latent_dim), float64
+        Standard deviation of each coordinate of z.
+    sigma : ndarray of shape (n_targets,), float64
+        The noise level used: the given one (its RMS when per point), or the
+        estimate ``sqrt(RSS / (P - d))``.
+    chi2 : ndarray of shape (n_targets,), float64
+        ``sum(((target - x_hat) / sigma)**2)`` when sigma was given; NaN when it
+        was estimated (it would be P - d by construction).
+    band_lo, band_hi : ndarray of shape (n_targets, n_points), float32
+        ``x_hat ∓ 2·sqrt(diag(J Σ Jᵀ))``: the linearised ±2σ band of the decoded curve.
+    ill_conditioned : ndarray of shape (n_targets,), bool
+        The curve barely depends on some direction of z there; its variance is infinite.
+    ood : ndarray of shape (n_targets,), bool, or None
+        Out of family: the residual exceeds the chosen quantile of the held-out
+        fits recorded at export. None when the bundle has no such record.
+    ood_threshold : float or None
+        That quantile's residual.
+    ood_reason : ndarray of shape (n_targets,), str, or None
+        Why each target was (not) flagged.
     """
 
     z: NDArray[np.float32]
@@ -62,6 +83,17 @@ class FitResult:
     nfev: NDArray[np.int64]
     message: NDArray[np.str_]
     x_hat: NDArray[np.float32]
+    # Filled by CurveModel.fit(uncertainty=True); see curvae.runtime.uncertainty.
+    cov: NDArray[np.float64] | None = None
+    z_std: NDArray[np.float64] | None = None
+    sigma: NDArray[np.float64] | None = None
+    chi2: NDArray[np.float64] | None = None
+    band_lo: NDArray[np.float32] | None = None
+    band_hi: NDArray[np.float32] | None = None
+    ill_conditioned: NDArray[np.bool_] | None = None
+    ood: NDArray[np.bool_] | None = None
+    ood_threshold: float | None = None
+    ood_reason: NDArray[np.str_] | None = None
 
     def summary(self) -> dict[str, float]:
         """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""
@@ -98,18 +130,36 @@ def fit_latent(
     -------
     FitResult
     """
+    return fit_with_jacobian(decode, targets, z0, options)[0]
+
+
+def fit_with_jacobian(
+    decode: DecodeFn,
+    targets: NDArray[np.float32],
+    z0: NDArray[np.float32],
+    options: FitOptions = FitOptions(),
+) -> tuple[FitResult, NDArray[np.float32]]:
+    """:func:`fit_latent`, also returning the decoder's Jacobian at each fitted z, shape (n, d, P).
+
+    The LM engine already holds it (its last accepted probe, which also gives
+    ``x_hat``, so neither costs a decoder call); the scipy methods pay one
+    batched probe for it.
+    """
     if options.method == "lm":
-        z, nfev, conv, msg = _fit_lm(decode, targets, z0, options)
+        z, nfev, conv, msg, f, jac = _fit_lm(decode, targets, z0, options)
+        x_hat = f.astype(np.float32)  # the probe decoded exactly float32(z)
     elif options.method in ("nelder-mead", "least-squares"):
         z, nfev, conv, msg = _fit_scipy(decode, targets, z0, options)
+        f, jac = _probe(decode, z.astype(np.float32).astype(np.float64))
+        x_hat = f.astype(np.float32)
     else:  # validated by CurveModel.fit; kept as an internal invariant
         raise AssertionError(options.method)
     z32 = z.astype(np.float32)
-    x_hat = decode(z32)
     residual = np.linalg.norm(x_hat.astype(np.float64) - targets, axis=1)
     finite = np.isfinite(z32).all(axis=1) & np.isfinite(residual)
     msg = np.where(finite, msg, "non-finite code or residual")
-    return FitResult(z=z32, residual=residual, success=conv & finite, nfev=nfev, message=msg.astype(str), x_hat=x_hat)
+    res = FitResult(z=z32, residual=residual, success=conv & finite, nfev=nfev, message=msg.astype(str), x_hat=x_hat)
+    return res, jac
 
 
 def _clip(z: NDArray[np.float64], bound: float | None) -> NDArray[np.float64]:
@@ -181,7 +231,7 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
             hit = idx[mask & ~done[idx]]
             done[hit] = conv[hit] = True
             msg[hit] = why
-    return z, nfev, conv, msg
+    return z, nfev, conv, msg, r + t, jac
 
 
 def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions):

@@ -21,12 +21,13 @@ from curvae.runtime.fit import (
     FitMethod,
     FitOptions,
     FitResult,
-    fit_latent,
+    fit_with_jacobian,
 )
 from curvae.runtime.placement import check_placement, node_placement
 from curvae.runtime.providers import ProviderSpec, resolve_providers
 from curvae.runtime.records import Variant
 from curvae.runtime.session import check_sessions, make_session
+from curvae.runtime.uncertainty import annotate, check_sigma
 from curvae.runtime.versions import check_onnxruntime
 
 #: Largest |z| accepted by :meth:`CurveModel.decode`; the prior is N(0, I), so codes
@@ -275,6 +276,9 @@ class CurveModel:
         max_iter: int = FitOptions.max_iter,
         prior_weight: float = FitOptions.prior_weight,
         bound: float | None = FitOptions.bound,
+        uncertainty: bool = True,
+        sigma: float | ArrayLike | None = None,
+        ood_quantile: float = 0.99,
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -298,12 +302,25 @@ class CurveModel:
             Adds ``prior_weight · |z|²`` to the cost (a Gaussian prior on z).
         bound : float, optional
             Keeps every coordinate of z within ``[-bound, bound]``.
+        uncertainty : bool
+            Also compute the Laplace covariance of z, the decoded ±2σ band
+            and the out-of-family flag (no extra decoder call with ``"lm"``;
+            see :mod:`curvae.runtime.uncertainty`).
+        sigma : float, array-like of shape (n_points,), or None
+            The noise level of the targets, one value or one per point; None
+            estimates it per target from the residual.
+        ood_quantile : float
+            A target is out of family when its residual exceeds this quantile
+            of the held-out residuals recorded at export.
 
         Returns
         -------
         FitResult
             ``z`` (n_targets, latent_dim), ``residual``, ``success``, ``nfev``,
-            ``message`` (n_targets,) and ``x_hat`` (n_targets, n_points).
+            ``message`` (n_targets,) and ``x_hat`` (n_targets, n_points); with
+            ``uncertainty``, also ``cov``, ``z_std``, ``sigma``, ``chi2``,
+            ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood``,
+            ``ood_threshold`` and ``ood_reason``.
         """
         t = self._curves(targets, name="targets")
         if method not in FIT_METHODS:
@@ -316,20 +333,33 @@ class CurveModel:
             raise InputError(f"prior_weight={prior_weight!r} must be finite and >= 0")
         if bound is not None and not (np.isfinite(bound) and bound > 0):
             raise InputError(f"bound={bound!r} must be a positive finite number or None")
+        noise = check_sigma(sigma, self.n_points)
+        if not (isinstance(ood_quantile, (int, float)) and 0 < ood_quantile < 1):
+            raise InputError(f"ood_quantile={ood_quantile!r} must be in (0, 1), e.g. 0.99")
         opts = FitOptions(method=method, max_iter=int(max_iter), prior_weight=float(prior_weight), bound=bound)
         n = t.shape[0]
         z0 = self.encode(t) if init == "encoder" else np.zeros((n, self.latent_dim), np.float32)
         if n_starts == 1:
-            return fit_latent(self._run_decoder, t, z0, opts)
+            res, jac = fit_with_jacobian(self._run_decoder, t, z0, opts)
+        else:
+            res, jac = self._multi_start(t, z0, n_starts, seed, opts)
+        if not uncertainty:
+            return res
+        return annotate(res, jac, t, sigma=noise, prior=prior_weight > 0, record=self.manifest.fit_residuals,
+                        quantile=float(ood_quantile))
+
+    def _multi_start(self, t, z0, n_starts: int, seed: Seed, opts: FitOptions) -> tuple[FitResult, np.ndarray]:
+        """Fit from ``z0`` and ``n_starts - 1`` prior draws per target; keep each target's best converged fit."""
+        n = t.shape[0]
         extra = rng(seed).standard_normal((n_starts - 1, n, self.latent_dim)).astype(np.float32)
         starts = np.concatenate([z0[None], extra]).reshape(-1, self.latent_dim)
-        res = fit_latent(self._run_decoder, np.tile(t, (n_starts, 1)), starts, opts)
+        res, jac = fit_with_jacobian(self._run_decoder, np.tile(t, (n_starts, 1)), starts, opts)
         resid = np.where(res.success, res.residual, np.inf).reshape(n_starts, n)
         resid = np.where(np.isfinite(resid).any(axis=0), resid, res.residual.reshape(n_starts, n))
         best = np.nanargmin(np.where(np.isnan(resid), np.inf, resid), axis=0) * n + np.arange(n)
         nfev = res.nfev.reshape(n_starts, n).sum(axis=0)
         return FitResult(z=res.z[best], residual=res.residual[best], success=res.success[best], nfev=nfev,
-                         message=res.message[best], x_hat=res.x_hat[best])
+                         message=res.message[best], x_hat=res.x_hat[best]), jac[best]
 
     # -------------------------------------------------------------- sessions
     def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+import numpy as np
+
 #: The precision variants an export can add to a bundle.
 Variant = Literal["fp16", "int8"]
 VARIANTS: tuple[str, ...] = get_args(Variant)
@@ -134,6 +136,32 @@ class TrainingRecord:
                    device=opt("device", str), latent_mean=_floats(d.get("latent_mean")),
                    latent_std=_floats(d.get("latent_std")), config=dict(d.get("config") or {}),
                    history=tuple(dict(r) for r in d.get("history") or ()))
+
+
+@dataclass(frozen=True)
+class FitResidualRecord:
+    """Residuals of the default fit on held-out curves of the training data, measured at export.
+
+    The out-of-family flag compares a target's residual with a quantile of
+    these. ``values`` are sorted; ``n_points`` is the grid they were measured on.
+    """
+
+    method: str
+    n_points: int
+    values: tuple[float, ...]
+
+    def quantile(self, q: float) -> float:
+        return float(np.quantile(np.asarray(self.values, dtype=np.float64), q))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "n_points": self.n_points, "n": len(self.values), "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FitResidualRecord:
+        values = tuple(sorted(float(v) for v in d["values"]))
+        if not values or not all(np.isfinite(v) and v >= 0 for v in values):
+            raise ValueError("fit_residuals.values must be a non-empty list of finite residuals >= 0")
+        return cls(method=str(d["method"]), n_points=int(d["n_points"]), values=values)
 
 
 @dataclass(frozen=True)

@@ -57,11 +57,14 @@ def export_run(
                          latent_dim=r.config.model.latent_dim, grid=s["grid"], family=s["family"],
                          run_id=s["run_id"], training=training, config=config, force=force,
                          reference=(EncoderGraph(r.model), DecoderGraph(r.model)), variants=variants,
-                         fit_targets=_held_out(r) if variants else None)
+                         fit_targets=_held_out(r))
 
 
 def _held_out(r) -> np.ndarray | None:
-    """The run's held-out curves (at most 500), or None when its data cannot be rebuilt."""
+    """The run's held-out curves (at most 500), or None when its data cannot be rebuilt.
+
+    They measure the precision variants and the residuals the out-of-family flag compares against.
+    """
     try:
         data = build_dataset(r.config.data, seed=r.config.train.seed)
     except CurvaeError:

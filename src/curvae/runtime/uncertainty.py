@@ -1,0 +1,156 @@
+"""How sure a fit is: the Laplace (Gauss-Newton) covariance of z, a decoded band, and the out-of-family flag.
+
+At the fitted code z the decoder is linearised, ``decode(z + δ) ≈ x̂ + Jδ``
+with ``J`` its Jacobian (the LM engine's last forward-difference probe, so no
+extra decoder call). With Gaussian noise of standard deviation σ on each
+point the posterior of z is approximately Gaussian with covariance
+
+    Σ = (Jᵀ W J + P)⁻¹,   W = diag(1/σ²),   P = I with the N(0, I) prior, else 0.
+
+σ is the user's (a scalar, or one value per point), or estimated per target
+as ``σ̂² = RSS / (P − d)``. The estimate assumes the target is the decoded
+curve plus independent noise of one level on every point; it absorbs any
+model error into σ̂, so it overstates σ for targets the model cannot
+represent (those are what the out-of-family flag is for).
+
+The band is linearised: ``x̂ ± 2·sqrt(diag(J Σ Jᵀ))``, the ±2σ pointwise band
+of the decoded curve (not of new noisy data). Where ``JᵀWJ`` is singular to
+working precision (the curve barely depends on some direction of z), the
+variance along it is infinite: ``cov``, ``z_std`` and the band are ``±inf``
+for that target and ``ill_conditioned`` says so; nothing is NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from curvae.core.errors import InputError
+from curvae.runtime.fit import FitResult
+from curvae.runtime.records import FitResidualRecord
+
+#: Relative eigenvalue below which JᵀWJ counts as singular (float32 Jacobians carry ~1e-7 relative error).
+ILL_CONDITIONED = 1e-9
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """Per-target uncertainty of a batch of fits; see :class:`curvae.runtime.fit.FitResult` for each field."""
+
+    cov: NDArray[np.float64]  # (n, d, d)
+    z_std: NDArray[np.float64]  # (n, d)
+    sigma: NDArray[np.float64]  # (n,)
+    chi2: NDArray[np.float64]  # (n,)
+    band_lo: NDArray[np.float32]  # (n, P)
+    band_hi: NDArray[np.float32]  # (n, P)
+    ill_conditioned: NDArray[np.bool_]  # (n,)
+
+
+def check_sigma(sigma: float | NDArray | None, n_points: int) -> NDArray[np.float64] | None:
+    """``sigma`` as None, or an array of shape (n_points,) of positive finite values; else InputError."""
+    if sigma is None:
+        return None
+    arr = np.asarray(sigma, dtype=np.float64) if not isinstance(sigma, str) else np.array(np.nan)
+    if arr.ndim == 0:
+        arr = np.full(n_points, float(arr))
+    if arr.shape != (n_points,):
+        raise InputError(f"sigma has shape {arr.shape}; give one value, or one per curve point ({n_points})")
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"sigma[{i}] = {arr[i]!r} must be a positive finite noise level; leave sigma out to "
+                         "estimate it from each fit's residual")
+    return arr
+
+
+def laplace(
+    jac: NDArray[np.float32],
+    targets: NDArray[np.float32],
+    x_hat: NDArray[np.float32],
+    *,
+    sigma: NDArray[np.float64] | None,
+    prior: bool,
+) -> Uncertainty:
+    """Covariance of z, its band and χ² from the Jacobian at the optimum.
+
+    Parameters
+    ----------
+    jac : ndarray of shape (n, d, P)
+        Decoder Jacobian at each fitted z.
+    targets, x_hat : ndarray of shape (n, P)
+    sigma : ndarray of shape (P,), or None to estimate it per target
+    prior : bool
+        Add the N(0, I) prior's unit precision (the fit used ``prior_weight > 0``).
+    """
+    n, d, p = jac.shape
+    j = jac.astype(np.float64)
+    resid = targets.astype(np.float64) - x_hat.astype(np.float64)  # (n, P)
+    rss = np.einsum("np,np->n", resid, resid)
+    if sigma is None:
+        s2 = rss / max(p - d, 1)  # (n,): one noise level per target
+        sig = np.sqrt(s2)
+        chi2 = np.full(n, np.nan)
+        # Σ = (JᵀJ/s² + P)⁻¹ = s² (JᵀJ + s² P)⁻¹: finite even when s² = 0 (an exact fit: Σ = 0).
+        info = np.einsum("ndp,nep->nde", j, j) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
+        scale = s2
+    else:
+        weights = 1.0 / sigma**2  # (P,)
+        sig = np.full(n, float(np.sqrt(np.mean(sigma**2))))
+        chi2 = np.einsum("np,p->n", resid**2, weights)
+        info = np.einsum("ndp,p,nep->nde", j, weights, j) + (np.eye(d) if prior else 0.0)
+        scale = np.ones(n)
+    vals, vecs = np.linalg.eigh(info)  # (n, d), (n, d, d); info is symmetric positive semi-definite
+    top = np.maximum(vals[:, -1:], 1e-300)
+    ill = (vals[:, 0] <= ILL_CONDITIONED * top[:, 0]) & (scale > 0)
+    inv = np.where(vals > ILL_CONDITIONED * top, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
+    cov = np.einsum("nik,nk,njk->nij", vecs, inv, vecs) * scale[:, None, None]
+    band_var = np.einsum("ndp,nde,nep->np", j, cov, j)
+    cov[ill] = np.inf
+    z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
+    half = 2.0 * np.sqrt(np.clip(band_var, 0, None))
+    half[ill] = np.inf
+    return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=(x_hat - half).astype(np.float32),
+                       band_hi=(x_hat + half).astype(np.float32), ill_conditioned=ill)
+
+
+def out_of_family(
+    residual: NDArray[np.float64],
+    record: FitResidualRecord | None,
+    quantile: float,
+) -> tuple[NDArray[np.bool_] | None, float | None, NDArray[np.str_]]:
+    """Flag targets whose residual exceeds the ``quantile`` of the held-out residuals recorded at export.
+
+    Returns ``(ood, threshold, reason)``; ``ood`` and ``threshold`` are None when
+    the bundle has no record (exported before format 1.1, or without held-out
+    curves): the flag is then unavailable, not guessed.
+    """
+    n = residual.shape[0]
+    if record is None:
+        why = "unavailable: the bundle records no held-out fit residuals (re-export it with this curvae)"
+        return None, None, np.full(n, why)
+    threshold = record.quantile(quantile)
+    ood = ~(residual <= threshold)  # a NaN residual is out of family too
+    reason = np.where(ood, [f"residual {r:.4g} > {threshold:.4g}, the {quantile:g} quantile of "
+                            f"{len(record.values)} held-out fits" for r in residual],
+                      f"residual within the {quantile:g} quantile of held-out fits ({threshold:.4g})")
+    return ood, threshold, reason.astype(str)
+
+
+def annotate(
+    result: FitResult,
+    jac: NDArray[np.float32],
+    targets: NDArray[np.float32],
+    *,
+    sigma: NDArray[np.float64] | None,
+    prior: bool,
+    record: FitResidualRecord | None,
+    quantile: float,
+) -> FitResult:
+    """``result`` with its uncertainty (:func:`laplace`) and out-of-family fields filled in."""
+    u = laplace(jac, targets, result.x_hat, sigma=sigma, prior=prior)
+    ood, threshold, reason = out_of_family(result.residual, record, quantile)
+    return replace(result, cov=u.cov, z_std=u.z_std, sigma=u.sigma, chi2=u.chi2, band_lo=u.band_lo,
+                   band_hi=u.band_hi, ill_conditioned=u.ill_conditioned, ood=ood, ood_threshold=threshold,
+                   ood_reason=reason)
