@@ -67,3 +67,16 @@ def pytest_terminal_summary(terminalreporter):
         failed = [r for r in terminalreporter.stats.get("failed", []) if "test_fuzz_files" in r.nodeid]
         verdict = f"{len(failed)} fuzz tests FAILED" if failed else "none raised anything but CurvaeError"
         terminalreporter.write_line(f"fuzz: {total} examples ({parts}); {verdict}")
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory) -> Path:
+    """The default network trained for 30 epochs (about 2 s): good enough to tell family from foreign."""
+    from curvae.training.config import RunConfig, TrainConfig
+    from curvae.training.export_run import export_run
+    from curvae.training.loop import train
+
+    base = tmp_path_factory.mktemp("trained")
+    train(RunConfig(train=TrainConfig(epochs=30, seed=1)), base / "run")
+    export_run(base / "run", base / "model")
+    return base / "model"

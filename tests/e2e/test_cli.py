@@ -156,3 +156,31 @@ def test_demo_writes_its_outputs_and_summary(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fit"]["n_targets"] == 40 and summary["parity"]["max_abs"] <= 1e-5
     one_line_error(invoke("demo", "--out", out, "--epochs", "1", ok=False), "already exists")
+
+
+def test_fit_writes_uncertainty_and_the_flag_and_takes_sigma(trained_bundle, tmp_path):
+    from curvae.families import get_family
+
+    curves, _ = get_family("beta").sample(20, seed=9)
+    targets = np.concatenate([curves, np.full((1, 100), -3.0, np.float32)])  # 20 in family, 1 foreign
+    np.save(tmp_path / "t.npy", targets)
+    res = invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "fit.npz", "--sigma", "0.05")
+    assert "wrote" in res.output and "21 fits" in res.output and "out of family" in res.output
+    with np.load(tmp_path / "fit.npz", allow_pickle=False) as f:
+        assert f["cov"].shape == (21, 2, 2) and f["band_hi"].shape == (21, 100)
+        assert f["ood"][-1] == 1 and np.isfinite(f["chi2"]).all() and np.allclose(f["sigma"], 0.05)
+        assert f["ood_reason"][-1].startswith("residual ")
+    np.savetxt(tmp_path / "sigma.csv", np.full(100, 0.05), delimiter=",")
+    invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "fit2.npz", "--sigma-file",
+           tmp_path / "sigma.csv")
+    with np.load(tmp_path / "fit2.npz", allow_pickle=False) as f, np.load(tmp_path / "fit.npz") as g:
+        np.testing.assert_allclose(f["z_std"], g["z_std"], rtol=1e-6)
+    one_line_error(invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "x.npz", "--sigma", "-1",
+                          ok=False), "sigma[0] = -1.0 must be a positive finite noise level")
+    one_line_error(invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "x.npz", "--sigma", "0.1",
+                          "--sigma-file", tmp_path / "sigma.csv", ok=False), "--sigma and --sigma-file were both")
+    one_line_error(invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "x.npz",
+                          "--ood-quantile", "1.5", ok=False), "ood_quantile=1.5 must be in (0, 1)")
+    res = invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "bare.npz", "--no-uncertainty")
+    with np.load(tmp_path / "bare.npz", allow_pickle=False) as f:
+        assert "cov" not in f.files and "ood" not in f.files

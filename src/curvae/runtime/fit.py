@@ -34,6 +34,9 @@ class FitOptions:
     bound: float | None = None
     init: FitInit = "encoder"  # where CurveModel.fit starts: the encoder's mu, or z = 0
     n_starts: int = 1  # CurveModel.fit tries this many starts (extra ones from the prior)
+    #: Per-point weights of the squared residuals, shape (n_points,), mean 1 (from a per-point sigma:
+    #: w_p = mean(σ²)/σ_p², so a uniform sigma changes nothing); None weighs every point alike.
+    weights: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,10 +194,12 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
     z = _clip(z0.astype(np.float64), o.bound)
     n, d = z.shape
     w = o.prior_weight
+    pw = np.ones(t.shape[1]) if o.weights is None else np.asarray(o.weights, dtype=np.float64)  # (P,)
+    pw32 = pw.astype(np.float32)
     eye = np.eye(d)
     f, jac = _probe(decode, z)
     r = f - t
-    cost = np.einsum("np,np->n", r, r) + w * np.einsum("nd,nd->n", z, z)
+    cost = np.einsum("np,p,np->n", r, pw, r) + w * np.einsum("nd,nd->n", z, z)
     lam = np.full(n, 1e-3)
     nfev = np.full(n, d + 1, dtype=np.int64)
     done = ~np.isfinite(cost)
@@ -206,8 +211,9 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
         if idx.size == 0:
             break
         za, ja, ra = z[idx], jac[idx], r[idx].astype(np.float32)
-        grad = np.einsum("mdp,mp->md", ja, ra).astype(np.float64) + w * za
-        hess = np.einsum("mdp,mep->mde", ja, ja).astype(np.float64) + w * eye
+        wa = ja if o.weights is None else ja * pw32  # (m, d, P): Jᵀ W
+        grad = np.einsum("mdp,mp->md", wa, ra).astype(np.float64) + w * za
+        hess = np.einsum("mdp,mep->mde", wa, ja).astype(np.float64) + w * eye
         damp = lam[idx, None, None] * (np.maximum(np.diagonal(hess, axis1=1, axis2=2), 1e-9)[:, :, None] * eye)
         try:
             delta = np.linalg.solve(hess + damp, -grad[:, :, None])[:, :, 0]
@@ -216,7 +222,7 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
         trial = _clip(za + delta, o.bound)
         f_t, jac_t = _probe(decode, trial)
         r_t = f_t - t[idx]
-        cost_t = np.einsum("mp,mp->m", r_t, r_t) + w * np.einsum("md,md->m", trial, trial)
+        cost_t = np.einsum("mp,p,mp->m", r_t, pw, r_t) + w * np.einsum("md,md->m", trial, trial)
         nfev[idx] += d + 1
         better = np.isfinite(cost_t) & (cost_t < cost[idx])
         acc = idx[better]
@@ -244,12 +250,13 @@ def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.fl
     conv = np.zeros(n, dtype=bool)
     msg = np.empty(n, dtype=object)
     sw = np.sqrt(o.prior_weight)
+    sp = np.ones(targets.shape[1]) if o.weights is None else np.sqrt(np.asarray(o.weights, dtype=np.float64))
     bounds = (-np.inf, np.inf) if o.bound is None else (-o.bound, o.bound)
     for i in range(n):
         target = targets[i].astype(np.float64)
 
         def resid(v: NDArray[np.float64]) -> NDArray[np.float64]:
-            r = decode(v.astype(np.float32)[None, :])[0].astype(np.float64) - target
+            r = (decode(v.astype(np.float32)[None, :])[0].astype(np.float64) - target) * sp
             return np.concatenate([r, sw * v]) if sw else r
 
         start = _clip(z0[i].astype(np.float64), o.bound)

@@ -308,7 +308,10 @@ class CurveModel:
             see :mod:`curvae.runtime.uncertainty`).
         sigma : float, array-like of shape (n_points,), or None
             The noise level of the targets, one value or one per point; None
-            estimates it per target from the residual.
+            estimates it per target from the residual. Per-point values also
+            weigh the fit: it minimises ``Σ_p (r_p/σ_p)²·mean(σ²)``, the plain
+            squared error when sigma is uniform (so ``prior_weight`` keeps its
+            meaning).
         ood_quantile : float
             A target is out of family when its residual exceeds this quantile
             of the held-out residuals recorded at export.
@@ -336,7 +339,9 @@ class CurveModel:
         noise = check_sigma(sigma, self.n_points)
         if not (isinstance(ood_quantile, (int, float)) and 0 < ood_quantile < 1):
             raise InputError(f"ood_quantile={ood_quantile!r} must be in (0, 1), e.g. 0.99")
-        opts = FitOptions(method=method, max_iter=int(max_iter), prior_weight=float(prior_weight), bound=bound)
+        weights = None if noise is None or np.all(noise == noise[0]) else np.mean(noise**2) / noise**2
+        opts = FitOptions(method=method, max_iter=int(max_iter), prior_weight=float(prior_weight), bound=bound,
+                          weights=weights)
         n = t.shape[0]
         z0 = self.encode(t) if init == "encoder" else np.zeros((n, self.latent_dim), np.float32)
         if n_starts == 1:

@@ -60,7 +60,7 @@ def check_sigma(sigma: float | NDArray | None, n_points: int) -> NDArray[np.floa
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"sigma[{i}] = {arr[i]!r} must be a positive finite noise level; leave sigma out to "
+        raise InputError(f"sigma[{i}] = {float(arr[i])!r} must be a positive finite noise level; leave sigma out to "
                          "estimate it from each fit's residual")
     return arr
 
@@ -86,14 +86,14 @@ def laplace(
     """
     n, d, p = jac.shape
     j = jac.astype(np.float64)
-    resid = targets.astype(np.float64) - x_hat.astype(np.float64)  # (n, P)
+    resid = targets.astype(np.float64) - x_hat  # (n, P)
     rss = np.einsum("np,np->n", resid, resid)
     if sigma is None:
         s2 = rss / max(p - d, 1)  # (n,): one noise level per target
         sig = np.sqrt(s2)
         chi2 = np.full(n, np.nan)
         # Σ = (JᵀJ/s² + P)⁻¹ = s² (JᵀJ + s² P)⁻¹: finite even when s² = 0 (an exact fit: Σ = 0).
-        info = np.einsum("ndp,nep->nde", j, j) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
+        info = j @ j.transpose(0, 2, 1) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
         scale = s2
     else:
         weights = 1.0 / sigma**2  # (P,)
@@ -105,14 +105,14 @@ def laplace(
     top = np.maximum(vals[:, -1:], 1e-300)
     ill = (vals[:, 0] <= ILL_CONDITIONED * top[:, 0]) & (scale > 0)
     inv = np.where(vals > ILL_CONDITIONED * top, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
-    cov = np.einsum("nik,nk,njk->nij", vecs, inv, vecs) * scale[:, None, None]
+    cov = (vecs * (inv * scale[:, None])[:, None, :]) @ vecs.transpose(0, 2, 1)
     band_var = np.einsum("ndp,nde,nep->np", j, cov, j)
     cov[ill] = np.inf
     z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
-    half = 2.0 * np.sqrt(np.clip(band_var, 0, None))
+    half = (2.0 * np.sqrt(np.clip(band_var, 0, None))).astype(np.float32)
     half[ill] = np.inf
-    return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=(x_hat - half).astype(np.float32),
-                       band_hi=(x_hat + half).astype(np.float32), ill_conditioned=ill)
+    return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=x_hat - half, band_hi=x_hat + half,
+                       ill_conditioned=ill)
 
 
 def out_of_family(
@@ -132,10 +132,11 @@ def out_of_family(
         return None, None, np.full(n, why)
     threshold = record.quantile(quantile)
     ood = ~(residual <= threshold)  # a NaN residual is out of family too
-    reason = np.where(ood, [f"residual {r:.4g} > {threshold:.4g}, the {quantile:g} quantile of "
-                            f"{len(record.values)} held-out fits" for r in residual],
-                      f"residual within the {quantile:g} quantile of held-out fits ({threshold:.4g})")
-    return ood, threshold, reason.astype(str)
+    reason = np.full(n, f"residual within the {quantile:g} quantile of held-out fits ({threshold:.4g})", dtype="U160")
+    for i in np.flatnonzero(ood):  # only the flagged get their own text
+        reason[i] = (f"residual {residual[i]:.4g} > {threshold:.4g}, the {quantile:g} quantile of "
+                     f"{len(record.values)} held-out fits")
+    return ood, threshold, reason
 
 
 def annotate(
