@@ -14,14 +14,15 @@ from curvae.core.atomic import atomic_dir, write_bytes, write_json
 from curvae.core.errors import CurvaeError
 from curvae.core.seeding import rng
 from curvae.families import FAMILIES, Family
+from curvae.report.calibration import coverage
 from curvae.runtime.curves_io import load_curves
 from curvae.runtime.fit import FitResult
 from curvae.runtime.model import CurveModel
 
-#: Every file of a report on a 2-D model of a built-in family.
+#: Every file of a report on a 2-D model of a built-in family whose bundle records held-out residuals.
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
                           "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
-                          "worst_fits.png"})
+                          "worst_fits.png", "fit_bands.png", "latent_ellipses.png", "calibration.png", "ood.png"})
 
 
 def _matplotlib() -> None:
@@ -89,6 +90,8 @@ class _Data:
     codes: np.ndarray  # (n_codes, latent_dim)
     targets: np.ndarray  # (n_targets, n_points)
     fit: FitResult
+    calibration: dict[str, Any]  # coverage of known codes, see curvae.report.calibration
+    foreign: dict[str, FitResult]  # fits of curves that are not the family's, for the out-of-family figure
 
 
 def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int) -> _Data:
@@ -108,7 +111,18 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
         t = family.sample(n_targets, seed=g)[0]
     else:
         t = model.sample(n_targets, seed=g)
-    return _Data(family, curves, theta, model.encode(curves), t, model.fit(t))
+    return _Data(family, curves, theta, model.encode(curves), t, model.fit(t), coverage(model, seed=seed),
+                 _foreign_fits(model, t, g))
+
+
+def _foreign_fits(model: CurveModel, targets: np.ndarray, g: np.random.Generator) -> dict[str, FitResult]:
+    """Curves the model never learned: the targets shifted by a constant, and sinusoids of their scale."""
+    scale = float(np.std(targets)) or 1.0
+    grid = (model.grid - model.grid[0]) / (model.grid[-1] - model.grid[0])
+    n = min(len(targets), 200)
+    sines = scale * np.sin(2 * np.pi * g.uniform(0.5, 4, (n, 1)) * grid + g.uniform(0, 2 * np.pi, (n, 1)))
+    return {"targets + 1 std": model.fit(targets[:n] + np.float32(scale)),
+            "sinusoids": model.fit(sines.astype(np.float32))}
 
 
 def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool) -> dict[str, Any]:
@@ -121,6 +135,14 @@ def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool
         "latent_mean": d.codes.mean(0).tolist(), "latent_std": d.codes.std(0).tolist(),
         "fit": {"n_targets": int(len(d.targets)), "targets": "file" if targets_from_file else "fresh",
                 **d.fit.summary()},
+        "uncertainty": {"z_std_median": np.median(d.fit.z_std, axis=0).tolist(),
+                        "sigma_median": float(np.median(d.fit.sigma)),
+                        "ill_conditioned": int(d.fit.ill_conditioned.sum()),
+                        "ood_threshold": d.fit.ood_threshold,
+                        "ood_rate": None if d.fit.ood is None else float(d.fit.ood.mean()),
+                        "foreign_ood_rate": {k: None if f.ood is None else float(f.ood.mean())
+                                             for k, f in d.foreign.items()}},
+        "calibration": d.calibration,
     }
 
 
@@ -160,7 +182,36 @@ def _figures(model: CurveModel, d: _Data, folder: Path) -> list[tuple[str, str]]
     fig.reconstructions(grid, d.targets[worst], d.fit.x_hat[worst], dens, folder / "worst_fits.png",
                         "The five worst fits")
     figs.append(("worst_fits.png", "The five worst fits"))
+    figs += _uncertainty_figures(model, d, folder, order)
     return figs
+
+
+def _uncertainty_figures(model: CurveModel, d: _Data, folder: Path, order: np.ndarray) -> list[tuple[str, str]]:
+    from curvae.report import uncertainty_figures as uf
+
+    figs: list[tuple[str, str]] = []
+    pick = order[np.linspace(0, len(order) - 1, 4).astype(int)]
+    uf.fit_bands(model.grid, d.targets[pick], d.fit.x_hat[pick], d.fit.band_lo[pick], d.fit.band_hi[pick],
+                 folder / "fit_bands.png")
+    figs.append(("fit_bands.png", "Fits with the linearised ±2σ band of the decoded curve"))
+    if model.latent_dim == 2:
+        uf.latent_ellipses(d.fit.z[:60], d.fit.cov[:60], folder / "latent_ellipses.png")
+        figs.append(("latent_ellipses.png", "Fitted codes with their 95% error ellipses"))
+    uf.calibration(d.calibration, folder / "calibration.png")
+    figs.append(("calibration.png", "Coverage of known codes by the fitted ellipses and bands, against nominal"))
+    rec = model.manifest.fit_residuals
+    if rec is not None and d.fit.ood_threshold is not None:
+        groups = {"targets": d.fit.residual, **{k: f.residual for k, f in d.foreign.items()}}
+        uf.out_of_family(np.asarray(rec.values), d.fit.ood_threshold, 0.99, groups, folder / "ood.png")
+        figs.append(("ood.png", "Residuals against the out-of-family threshold: targets and foreign curves"))
+    return figs
+
+
+def _ood_text(u: dict[str, Any]) -> str:
+    if u["ood_rate"] is None:
+        return "unavailable: the bundle records no held-out residuals"
+    foreign = ", ".join(f"{k} {v:.0%}" for k, v in u["foreign_ood_rate"].items())
+    return f"{u['ood_rate']:.1%}; {foreign}"
 
 
 def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:
@@ -177,6 +228,10 @@ def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:
         (f"fit residual median / p90 ({fit['n_targets']} {fit['targets']} targets)",
          f"{fit['residual_median']:.4f} / {fit['residual_p90']:.4f}"),
         ("fits converged", f"{100 * fit['success_rate']:.1f}%"),
+        ("out of family (targets; foreign curves)", _ood_text(n["uncertainty"])),
+        ("95% ellipse / ±2σ band coverage of known codes (σ given)",
+         f"{n['calibration']['ellipse_given'][4]:.3f} / {n['calibration']['band_given']:.3f} "
+         f"(nominal 0.95 / {n['calibration']['band_nominal']:.3f})"),
     ]
     table = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     images = "\n".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption>'
