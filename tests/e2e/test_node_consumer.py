@@ -31,6 +31,7 @@ pytestmark = [
 def node_app(tmp_path_factory) -> Path:
     app = tmp_path_factory.mktemp("node") / "app"
     shutil.copytree(EXAMPLE, app, ignore=shutil.ignore_patterns("node_modules"))
+    shutil.copytree(EXAMPLE.parent / "shared", app.parent / "shared")  # the bundle rules it shares with the browser
     env = {**os.environ, "ONNXRUNTIME_NODE_INSTALL_CUDA": "skip"}
     # The CPU binary ships inside onnxruntime-node; its install script only fetches CUDA binaries.
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=app, env=env, check=True,
