@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.curvae-installed
 
-.PHONY: demo test compat fuzz bench docs venv clean
+.PHONY: demo test compat fuzz explore bench docs venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,14 @@ test: $(STAMP)
 compat: $(STAMP)
 	$(PY) -m pytest -m compat
 
+# The browser explorer for a bundle: make explore MODEL=demo-out/model (onnxruntime-web from npm, served locally).
+MODEL ?= demo-out/model
+examples/web/node_modules/.package-lock.json: examples/web/package-lock.json
+	cd examples/web && npm ci --no-audit --no-fund --ignore-scripts
+
+explore: $(STAMP) examples/web/node_modules/.package-lock.json
+	$(VENV)/bin/curvae explore $(MODEL)
+
 # Deeper, randomised fuzzing of the file readers than `make test` runs (FUZZ_EXAMPLES per test).
 FUZZ_EXAMPLES ?= 3000
 fuzz: $(STAMP)
@@ -41,4 +49,4 @@ docs: $(STAMP)
 	$(PY) scripts/gen_cli_docs.py
 
 clean:
-	rm -rf $(VENV) demo-out .pytest_cache build/compat
+	rm -rf $(VENV) demo-out .pytest_cache build examples/web/node_modules

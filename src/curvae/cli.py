@@ -364,6 +364,23 @@ def report(source, targets, out, seed, force) -> None:
 
 
 @main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--web", type=click.Path(file_okay=False), help="The explorer's folder (default: examples/web).")
+def explore(model, port, host, web) -> None:
+    """Serve the browser explorer for a bundle (onnxruntime-web, offline); Ctrl-C stops it."""
+    from curvae.apps.explore import make_server, url_of
+
+    server = make_server(model, web=web, host=host, port=port)
+    click.echo(f"curvae explorer for {model}: open {url_of(server)}  (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+
+
+@main.command()
 @click.option("--out", default="demo-out", show_default=True, type=click.Path(file_okay=False),
               help="Folder for the run, the bundle, the fits and the report.")
 @click.option("--n-targets", default=1000, show_default=True, type=click.IntRange(min=1),

@@ -138,7 +138,7 @@ def test_every_command_has_help():
     from curvae.cli import main
 
     assert set(main.commands) == {"train", "export", "check", "info", "encode", "decode", "sample", "fit", "report",
-                                  "demo"}
+                                  "explore", "demo"}
     for cmd in main.commands:
         out = invoke(cmd, "--help").output
         assert out.startswith(f"Usage: main {cmd} ") or out.startswith(f"Usage: curvae {cmd} "), out[:80]
@@ -184,3 +184,9 @@ def test_fit_writes_uncertainty_and_the_flag_and_takes_sigma(trained_bundle, tmp
     res = invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "bare.npz", "--no-uncertainty")
     with np.load(tmp_path / "bare.npz", allow_pickle=False) as f:
         assert "cov" not in f.files and "ood" not in f.files
+
+
+def test_explore_refuses_what_it_cannot_serve(tmp_path):
+    one_line_error(invoke("explore", tmp_path, "--port", "0", ok=False), "has no manifest.json")
+    golden = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+    one_line_error(invoke("explore", golden, "--web", tmp_path, ok=False), "the explorer page is not in")

@@ -1,0 +1,110 @@
+"""The curvae explorer in a real headless Chromium, on onnxruntime-web served locally.
+
+Needs Debian's ``chromium`` and node/npm (``.ci/run`` installs them); skipped,
+with the reason, where either is missing. The screenshot of every run is
+kept in ``build/browser/explorer.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curvae.runtime import CurveModel
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB = ROOT / "examples" / "web"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "build" / "browser"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}: apt-get install chromium"),
+    pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
+                       reason="node and npm are not installed; the explorer test needs both"),
+]
+
+
+@pytest.fixture(scope="module")
+def web_root(tmp_path_factory) -> Path:
+    """examples/web and examples/shared in a scratch folder, with onnxruntime-web and playwright-core from npm."""
+    base = tmp_path_factory.mktemp("web")
+    shutil.copytree(WEB, base / "web", ignore=shutil.ignore_patterns("node_modules"))
+    shutil.copytree(WEB.parent / "shared", base / "shared")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=base / "web", check=True,
+                   capture_output=True, timeout=600)
+    return base / "web"
+
+
+def serve(bundle: Path, web: Path):
+    from curvae.apps.explore import make_server, url_of
+
+    server = make_server(bundle, web=web, port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, url_of(server)
+
+
+def test_explorer_matches_the_python_runtime(web_root, bundle_copy, tmp_path):
+    golden = ROOT / "tests" / "fixtures" / "golden"
+    data = bytearray((bundle_copy / "decoder.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (bundle_copy / "decoder.onnx").write_bytes(bytes(data))
+    model = CurveModel.load(golden)
+    g = np.random.default_rng(11)
+    z = g.standard_normal((7, 2)).astype(np.float32)
+    curves = model.sample(5, seed=3)
+    eps = g.standard_normal((5, 2)).astype(np.float32)
+    target = model.decode(np.array([[0.8, -0.6]], np.float32))[0] + g.normal(0, 0.02, 100).astype(np.float32)
+
+    server, url = serve(golden, web_root)
+    bad_server, bad_url = serve(bundle_copy, web_root)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "explorer.png"
+    spec = {"url": url + "?backend=wasm", "tamperedUrl": bad_url, "screenshot": str(shot), "z": z.tolist(),
+            "curves": curves.tolist(), "eps": eps.tolist(), "target": [float(v) for v in target]}
+    (tmp_path / "in.json").write_text(json.dumps(spec))
+    try:
+        res = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "browser_driver.mjs"), str(web_root),
+                              str(tmp_path / "in.json"), str(tmp_path / "out.json")],
+                             capture_output=True, text=True, timeout=240, env={**os.environ, "CHROMIUM": CHROMIUM})
+    finally:
+        server.shutdown()
+        bad_server.shutdown()
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["ready"] is True and out["status"].startswith("ready") and not out["pageErrors"], out
+    assert "wasm" in out["backend"]
+
+    # Numbers: the browser's decode and encode are the Python runtime's, within 1e-5.
+    np.testing.assert_allclose(np.asarray(out["decoded"]), model.decode(z), atol=1e-5)
+    ez, emu, elogvar = model.encode_with_noise(curves, eps)
+    for key, ref in (("z", ez), ("mu", emu), ("logvar", elogvar)):
+        np.testing.assert_allclose(np.asarray(out["encoded"][key]), ref, atol=1e-5)
+
+    # Dragging moves z and redraws the curve.
+    assert out["zBefore"] == [0, 0] and out["zAfter"][0] > 1 and out["zAfter"][1] > 0.5
+    assert np.abs(np.asarray(out["curveAfter"]) - np.asarray(out["curveBefore"])).max() > 0.1
+    np.testing.assert_allclose(np.asarray(out["curveAfter"]), model.decode(np.array([out["zAfter"]], np.float32))[0],
+                               atol=1e-5)
+    assert out["zShown"] == ", ".join(f"{v:.3f}" for v in out["zAfter"])
+
+    # The page's fit of a pasted target is as good as the Python runtime's (residual within 5%).
+    py = model.fit(target[None, :])
+    assert abs(out["fit"]["residual"] - float(py.residual[0])) <= 0.05 * float(py.residual[0])
+    assert "residual" in out["fitText"]
+    assert "the curve has 3 values but this bundle's curves have 100 points" in out["shortCsvError"]
+    assert "value 100 ('abc') is not a finite number" in out["badCsvError"]
+
+    # A flipped byte: the integrity error is on the page and nothing runs.
+    assert out["tamperedReady"] is False and out["tamperedStatus"] == "not running"
+    assert "decoder.onnx has sha256" in out["tamperedError"] and "re-export the bundle" in out["tamperedError"]
+    assert shot.is_file() and shot.stat().st_size > 20_000
+    print(f"explorer decode: {out['decodeMsPerCall'] * 1e3:.0f} µs per 1-row call in the page")
