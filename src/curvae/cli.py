@@ -17,7 +17,7 @@ from curvae.export.config import (  # the defaults and choices below: torch-free
     ExportConfig,
 )
 from curvae.families import FAMILIES
-from curvae.runtime.fit import FIT_INITS, FIT_METHODS, FitOptions
+from curvae.runtime.fit import FIT_INITS, MODEL_FIT_METHODS, FitOptions
 from curvae.runtime.records import VARIANTS
 from curvae.training.config import (
     ACTIVATIONS,
@@ -297,13 +297,14 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.argument("model", type=click.Path(file_okay=False))
 @click.argument("targets", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Results .npz to write.")
-@click.option("--method", default=FitOptions.method, show_default=True, type=click.Choice(FIT_METHODS),
-              help="lm: batched Levenberg-Marquardt; the others run scipy per target.")
+@click.option("--method", default=FitOptions.method, show_default=True, type=click.Choice(MODEL_FIT_METHODS),
+              help="lm: batched Levenberg-Marquardt; nelder-mead, least-squares: scipy per target; "
+                   "mcmc: lm, then posterior samples (needs the mcmc extra).")
 @click.option("--init", default=FitOptions.init, show_default=True, type=click.Choice(FIT_INITS),
               help="Start from the encoder's mu, or from z = 0.")
 @click.option("--n-starts", default=FitOptions.n_starts, show_default=True, type=click.IntRange(min=1),
               help="Extra starts drawn from the prior; the best fit is kept.")
-@click.option("--seed", type=int, help="Seed of the extra starts.")
+@click.option("--seed", type=int, help="Seed of the extra starts and of the MCMC walkers.")
 @click.option("--max-iter", default=FitOptions.max_iter, show_default=True, type=click.IntRange(min=1),
               help="Iteration cap (per target for the scipy methods).")
 @click.option("--prior-weight", default=FitOptions.prior_weight, show_default=True, type=click.FloatRange(min=0),

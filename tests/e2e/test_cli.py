@@ -190,3 +190,15 @@ def test_explore_refuses_what_it_cannot_serve(tmp_path):
     one_line_error(invoke("explore", tmp_path, "--port", "0", ok=False), "has no manifest.json")
     golden = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "golden"
     one_line_error(invoke("explore", golden, "--web", tmp_path, ok=False), "the explorer page is not in")
+
+
+def test_fit_with_mcmc_writes_posterior_samples(tmp_path):
+    pytest.importorskip("emcee")
+    golden = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+    from curvae.runtime import CurveModel
+
+    np.save(tmp_path / "t.npy", CurveModel.load(golden).sample(2, seed=4))
+    invoke("fit", golden, tmp_path / "t.npy", "--out", tmp_path / "f.npz", "--method", "mcmc", "--seed", "3")
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as f:
+        assert f["samples"].shape == (2, 1600, 2) and np.isfinite(f["samples"]).all()
+        np.testing.assert_allclose(f["z_std"], f["samples"].std(axis=1, ddof=1), rtol=1e-4)

@@ -15,6 +15,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,6 +101,11 @@ def test_fresh_venv_without_torch_runs_the_bundle(tmp_path):
     fit = subprocess.run([str(cli), "sample", str(FIXTURES / "golden"), "-n", "4", "--out", str(tmp_path / "s.npy")],
                          env=env, capture_output=True, text=True)
     assert fit.returncode == 0, fit.stderr
+    np.save(tmp_path / "t.npy", np.load(FIXTURES / "golden_expected.npz")["curves"][:2])
+    mcmc = subprocess.run([str(cli), "fit", str(FIXTURES / "golden"), str(tmp_path / "t.npy"), "--method", "mcmc",
+                           "--out", str(tmp_path / "f.npz")], env=env, capture_output=True, text=True)
+    assert mcmc.returncode == 1
+    assert mcmc.stderr.strip() == "Error: method='mcmc' needs emcee: pip install 'curvae[mcmc]'"
     report = subprocess.run([str(cli), "report", str(FIXTURES / "golden"), "--out", str(tmp_path / "rep")], env=env,
                             capture_output=True, text=True)
     assert report.returncode == 1

@@ -96,6 +96,10 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
                       "chi2": ((n,), "float64"), "band_lo": ((n, p), "float32"), "band_hi": ((n, p), "float32"),
                       "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
                       "ood_reason": ((n,), "U160")})
+    if fit_kw.get("method") == "mcmc":
+        from curvae.runtime.mcmc import McmcOptions
+
+        specs["samples"] = ((n, McmcOptions().n_samples, d), "float32")
     writer = NpzStreamWriter(dest, specs)
     parts: dict[str, list[np.ndarray]] = {"residual": [], "success": [], "nfev": []}
     n_ood: int | None = None

@@ -18,6 +18,9 @@ from numpy.typing import NDArray
 DecodeFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 FitMethod = Literal["lm", "nelder-mead", "least-squares"]
 FIT_METHODS: tuple[str, ...] = get_args(FitMethod)
+#: CurveModel.fit also samples the posterior by MCMC (curvae.runtime.mcmc), after an "lm" fit.
+ModelFitMethod = Literal["lm", "nelder-mead", "least-squares", "mcmc"]
+MODEL_FIT_METHODS: tuple[str, ...] = get_args(ModelFitMethod)
 FitInit = Literal["encoder", "zero"]
 FIT_INITS: tuple[str, ...] = get_args(FitInit)
 
@@ -78,6 +81,10 @@ class FitResult:
         That quantile's residual.
     ood_reason : ndarray of shape (n_targets,), str, or None
         Why each target was (not) flagged.
+    samples : ndarray of shape (n_targets, m, latent_dim), float32, or None
+        Posterior samples of z (``method="mcmc"``); ``cov`` and ``z_std`` are
+        then theirs, and the band is the 2.3%–97.7% pointwise quantiles of
+        their decodings (one batched decoder call).
     """
 
     z: NDArray[np.float32]
@@ -97,6 +104,7 @@ class FitResult:
     ood: NDArray[np.bool_] | None = None
     ood_threshold: float | None = None
     ood_reason: NDArray[np.str_] | None = None
+    samples: NDArray[np.float32] | None = None
 
     def summary(self) -> dict[str, float]:
         """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""

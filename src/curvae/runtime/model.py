@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +17,11 @@ from curvae.runtime.arrays import as_matrix
 from curvae.runtime.bundle import Manifest, read_bundle
 from curvae.runtime.fit import (
     FIT_INITS,
-    FIT_METHODS,
+    MODEL_FIT_METHODS,
     FitInit,
-    FitMethod,
     FitOptions,
     FitResult,
+    ModelFitMethod,
     fit_with_jacobian,
 )
 from curvae.runtime.placement import check_placement, node_placement
@@ -269,7 +270,7 @@ class CurveModel:
         self,
         targets: ArrayLike,
         *,
-        method: FitMethod = FitOptions.method,
+        method: ModelFitMethod = FitOptions.method,
         init: FitInit = FitOptions.init,
         n_starts: int = FitOptions.n_starts,
         seed: Seed = None,
@@ -289,6 +290,8 @@ class CurveModel:
             ``"lm"``: Levenberg-Marquardt batched over all targets (fast).
             ``"nelder-mead"``: scipy per target, as in the worked example.
             ``"least-squares"``: scipy ``least_squares`` per target.
+            ``"mcmc"``: ``"lm"``, then posterior samples of z by emcee
+            (``[mcmc]`` extra; see :mod:`curvae.runtime.mcmc`).
         init : {"encoder", "zero"}
             Start from the encoder's μ (amortised) or from z = 0.
         n_starts : int
@@ -326,8 +329,8 @@ class CurveModel:
             ``ood_threshold`` and ``ood_reason``.
         """
         t = self._curves(targets, name="targets")
-        if method not in FIT_METHODS:
-            raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(FIT_METHODS)}")
+        if method not in MODEL_FIT_METHODS:
+            raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(MODEL_FIT_METHODS)}")
         if init not in FIT_INITS:
             raise InputError(f"init={init!r} is not supported; choose one of {', '.join(map(repr, FIT_INITS))}")
         _positive_int("n_starts", n_starts)
@@ -340,18 +343,34 @@ class CurveModel:
         if not (isinstance(ood_quantile, (int, float)) and 0 < ood_quantile < 1):
             raise InputError(f"ood_quantile={ood_quantile!r} must be in (0, 1), e.g. 0.99")
         weights = None if noise is None or np.all(noise == noise[0]) else np.mean(noise**2) / noise**2
-        opts = FitOptions(method=method, max_iter=int(max_iter), prior_weight=float(prior_weight), bound=bound,
-                          weights=weights)
+        opts = FitOptions(method="lm" if method == "mcmc" else method, max_iter=int(max_iter),
+                          prior_weight=float(prior_weight), bound=bound, weights=weights)
         n = t.shape[0]
         z0 = self.encode(t) if init == "encoder" else np.zeros((n, self.latent_dim), np.float32)
         if n_starts == 1:
             res, jac = fit_with_jacobian(self._run_decoder, t, z0, opts)
         else:
             res, jac = self._multi_start(t, z0, n_starts, seed, opts)
-        if not uncertainty:
+        if not uncertainty and method != "mcmc":
             return res
-        return annotate(res, jac, t, sigma=noise, prior=prior_weight > 0, record=self.manifest.fit_residuals,
-                        quantile=float(ood_quantile))
+        res = annotate(res, jac, t, sigma=noise, prior=prior_weight > 0, record=self.manifest.fit_residuals,
+                       quantile=float(ood_quantile))
+        return res if method != "mcmc" else self._sample(res, t, noise, prior_weight > 0, seed)
+
+    def _sample(self, res: FitResult, t, noise, prior: bool, seed: Seed) -> FitResult:
+        """MCMC around the LM optimum; the covariance and band become the samples' own."""
+        from curvae.runtime.mcmc import sample_posterior
+
+        n, p = t.shape
+        sigma = np.broadcast_to(noise if noise is not None else res.sigma[:, None], (n, p))
+        samples = sample_posterior(self._run_decoder, t, res.z, res.z_std, sigma, prior=prior, seed=seed)
+        m = samples.shape[1]
+        centred = samples.astype(np.float64) - samples.mean(axis=1, keepdims=True)
+        cov = np.einsum("nmi,nmj->nij", centred, centred) / max(m - 1, 1)
+        curves = self._run_decoder(samples.reshape(-1, self.latent_dim)).reshape(n, m, p)  # one batched call
+        lo, hi = np.quantile(curves, [0.02275, 0.97725], axis=1)
+        return replace(res, samples=samples, cov=cov, z_std=np.sqrt(np.diagonal(cov, axis1=1, axis2=2)),
+                       band_lo=lo.astype(np.float32), band_hi=hi.astype(np.float32))
 
     def _multi_start(self, t, z0, n_starts: int, seed: Seed, opts: FitOptions) -> tuple[FitResult, np.ndarray]:
         """Fit from ``z0`` and ``n_starts - 1`` prior draws per target; keep each target's best converged fit."""
