@@ -201,8 +201,9 @@ def _uncertainty_figures(model: CurveModel, d: _Data, folder: Path, order: np.nd
     figs.append(("calibration.png", "Coverage of known codes by the fitted ellipses and bands, against nominal"))
     rec = model.manifest.fit_residuals
     if rec is not None and d.fit.ood_threshold is not None:
-        groups = {"targets": d.fit.residual, **{k: f.residual for k, f in d.foreign.items()}}
-        uf.out_of_family(np.asarray(rec.values), d.fit.ood_threshold, 0.99, groups, folder / "ood.png")
+        groups = {"targets": d.fit.rms, **{k: f.rms for k, f in d.foreign.items()}}
+        uf.out_of_family(np.asarray(rec.values) / np.sqrt(rec.n_points), d.fit.ood_threshold, 0.99, groups,
+                         folder / "ood.png")
         figs.append(("ood.png", "Residuals against the out-of-family threshold: targets and foreign curves"))
     return figs
 

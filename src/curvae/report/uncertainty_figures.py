@@ -64,7 +64,7 @@ def calibration(cal: dict[str, Any], path: Path) -> None:
 
 def out_of_family(held_out: NDArray, threshold: float, quantile: float, groups: dict[str, NDArray],
                   path: Path) -> None:
-    """Residuals of held-out curves, of the targets and of foreign curves, against the flag's threshold."""
+    """RMS errors of held-out curves, of the targets and of foreign curves, against the flag's threshold."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 3.8))
     pos = np.concatenate([held_out, *groups.values()])
@@ -73,6 +73,6 @@ def out_of_family(held_out: NDArray, threshold: float, quantile: float, groups: 
     for name, res in groups.items():
         ax.hist(res, bins=bins, alpha=0.5, label=f"{name}: {np.mean(res > threshold):.0%} flagged")
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"{quantile:g} quantile: {threshold:.3g}")
-    ax.set(xscale="log", yscale="log", xlabel="fit residual", ylabel="curves", title="Out-of-family flag")
+    ax.set(xscale="log", yscale="log", xlabel="fit RMS error per point", ylabel="curves", title="Out-of-family flag")
     ax.legend(fontsize=7)
     _save(fig, path)

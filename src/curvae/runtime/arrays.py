@@ -25,6 +25,7 @@ def as_matrix(
     row_offset: int = 0,
     max_abs: float = _F32_MAX,
     bound_hint: str = "",
+    allow_nan: bool = False,
 ) -> NDArray[np.float32]:
     """Return ``values`` as a finite float32 matrix, or raise :class:`InputError`.
 
@@ -44,6 +45,8 @@ def as_matrix(
         Added to row numbers in messages, for chunks of a larger array.
     max_abs : float
         Largest accepted magnitude; ``bound_hint`` says why, in the message.
+    allow_nan : bool
+        Keep NaN (a fit target's unobserved point); ±inf is still refused.
 
     Returns
     -------
@@ -77,14 +80,17 @@ def as_matrix(
             )
     out = np.ascontiguousarray(arr, dtype=np.float32)
     # One reduction covers NaN (propagates), ±Inf and the bound; details are found only on failure.
-    peak = np.abs(out).max() if out.size else 0.0
+    peak = (np.nanmax(np.abs(out)) if allow_nan and not np.isnan(out).all() else
+            0.0 if allow_nan else np.abs(out).max()) if out.size else 0.0
     if not (peak <= max_abs):
-        bad = ~np.isfinite(out)
+        bad = np.isinf(out) if allow_nan else ~np.isfinite(out)
         if bad.any():
             r, c = np.argwhere(bad)[0]
             raise InputError(
                 f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
                 "curvae needs finite values: drop or repair those rows"
+                + ("; to fit curves with missing points, give them to `fit`, which takes NaN as unobserved"
+                   if np.isnan(out[r, c]) else "")
             )
         r, c = np.argwhere(np.abs(out) > max_abs)[0]
         raise InputError(f"{name}[{r + row_offset}, {c}] = {out[r, c].item()!r} is outside ±{max_abs:g}; {bound_hint}")

@@ -15,6 +15,8 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+from curvae.runtime.observations import Observations
+
 DecodeFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 FitMethod = Literal["lm", "nelder-mead", "least-squares"]
 FIT_METHODS: tuple[str, ...] = get_args(FitMethod)
@@ -81,6 +83,13 @@ class FitResult:
         That quantile's residual.
     ood_reason : ndarray of shape (n_targets,), str, or None
         Why each target was (not) flagged.
+    rms : ndarray of shape (n_targets,), float64
+        ``residual / sqrt(n_obs)``: comparable across targets with different point counts.
+    n_obs : ndarray of shape (n_targets,), int64
+        Observed points per target (``n_points`` for a complete target on the model grid).
+    x_hat_obs : ndarray of shape (n_targets, m), float32, or None
+        The fit at each target's own points (NaN where a target has fewer
+        than m); None for complete targets on the model grid.
     samples : ndarray of shape (n_targets, m, latent_dim), float32, or None
         Posterior samples of z (``method="mcmc"``); ``cov`` and ``z_std`` are
         then theirs, and the band is the 2.3%–97.7% pointwise quantiles of
@@ -105,6 +114,9 @@ class FitResult:
     ood_threshold: float | None = None
     ood_reason: NDArray[np.str_] | None = None
     samples: NDArray[np.float32] | None = None
+    rms: NDArray[np.float64] | None = None
+    n_obs: NDArray[np.int64] | None = None
+    x_hat_obs: NDArray[np.float32] | None = None
 
     def summary(self) -> dict[str, float]:
         """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""
@@ -149,27 +161,37 @@ def fit_with_jacobian(
     targets: NDArray[np.float32],
     z0: NDArray[np.float32],
     options: FitOptions = FitOptions(),
+    obs: Observations | None = None,
 ) -> tuple[FitResult, NDArray[np.float32]]:
     """:func:`fit_latent`, also returning the decoder's Jacobian at each fitted z, shape (n, d, P).
 
     The LM engine already holds it (its last accepted probe, which also gives
     ``x_hat``, so neither costs a decoder call); the scipy methods pay one
-    batched probe for it.
+    batched probe for it. With ``obs`` (see :mod:`curvae.runtime.observations`),
+    ``targets`` is ignored: each target is its observed points, and the
+    residual is over those points only.
     """
     if options.method == "lm":
-        z, nfev, conv, msg, f, jac = _fit_lm(decode, targets, z0, options)
+        z, nfev, conv, msg, f, jac = _fit_lm(decode, targets, z0, options, obs)
         x_hat = f.astype(np.float32)  # the probe decoded exactly float32(z)
     elif options.method in ("nelder-mead", "least-squares"):
-        z, nfev, conv, msg = _fit_scipy(decode, targets, z0, options)
+        z, nfev, conv, msg = _fit_scipy(decode, targets, z0, options, obs)
         f, jac = _probe(decode, z.astype(np.float32).astype(np.float64))
         x_hat = f.astype(np.float32)
     else:  # validated by CurveModel.fit; kept as an internal invariant
         raise AssertionError(options.method)
     z32 = z.astype(np.float32)
-    residual = np.linalg.norm(x_hat.astype(np.float64) - targets, axis=1)
+    if obs is None:
+        residual = np.linalg.norm(x_hat.astype(np.float64) - targets, axis=1)
+        n_obs, x_obs = np.full(len(z32), targets.shape[1], np.int64), None
+    else:
+        fitted = obs.apply(x_hat.astype(np.float64))
+        residual = np.linalg.norm(fitted - obs.values, axis=1)  # unobserved entries are 0 - 0
+        n_obs, x_obs = obs.n_obs.astype(np.int64), np.where(obs.observed, fitted, np.nan).astype(np.float32)
     finite = np.isfinite(z32).all(axis=1) & np.isfinite(residual)
     msg = np.where(finite, msg, "non-finite code or residual")
-    res = FitResult(z=z32, residual=residual, success=conv & finite, nfev=nfev, message=msg.astype(str), x_hat=x_hat)
+    res = FitResult(z=z32, residual=residual, success=conv & finite, nfev=nfev, message=msg.astype(str), x_hat=x_hat,
+                    rms=residual / np.sqrt(np.maximum(n_obs, 1)), n_obs=n_obs, x_hat_obs=x_obs)
     return res, jac
 
 
@@ -191,22 +213,24 @@ def _probe(decode: DecodeFn, z: NDArray[np.float64]):
     return out[0].astype(np.float64), np.ascontiguousarray(jac)
 
 
-def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions):
+def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions,
+            obs: Observations | None = None):
     """Batched Levenberg-Marquardt with an optional Gaussian prior.
 
     Every iteration is one decoder call of (d + 1) rows per active target:
     the trial point with its forward-difference neighbours, so an accepted
     step already carries the Jacobian for the next one.
     """
-    t = targets.astype(np.float64)
+    t = (targets if obs is None else obs.values).astype(np.float64)  # (n, P), or (n, m) observed
     z = _clip(z0.astype(np.float64), o.bound)
     n, d = z.shape
     w = o.prior_weight
     pw = np.ones(t.shape[1]) if o.weights is None else np.asarray(o.weights, dtype=np.float64)  # (P,)
     pw32 = pw.astype(np.float32)
     eye = np.eye(d)
-    f, jac = _probe(decode, z)
-    r = f - t
+    at_obs, jac_at_obs = _observers(obs)
+    f, jac = _probe(decode, z)  # full model-grid curve and Jacobian: kept for x_hat and the band
+    r = at_obs(f, slice(None)) - t
     cost = np.einsum("np,p,np->n", r, pw, r) + w * np.einsum("nd,nd->n", z, z)
     lam = np.full(n, 1e-3)
     nfev = np.full(n, d + 1, dtype=np.int64)
@@ -218,7 +242,8 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
         idx = np.flatnonzero(~done)
         if idx.size == 0:
             break
-        za, ja, ra = z[idx], jac[idx], r[idx].astype(np.float32)
+        za, ra = z[idx], r[idx].astype(np.float32)
+        ja = jac_at_obs(jac[idx], idx)
         wa = ja if o.weights is None else ja * pw32  # (m, d, P): Jᵀ W
         grad = np.einsum("mdp,mp->md", wa, ra).astype(np.float64) + w * za
         hess = np.einsum("mdp,mep->mde", wa, ja).astype(np.float64) + w * eye
@@ -229,13 +254,14 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
             delta = -grad / np.maximum(np.diagonal(hess + damp, axis1=1, axis2=2), 1e-9)
         trial = _clip(za + delta, o.bound)
         f_t, jac_t = _probe(decode, trial)
-        r_t = f_t - t[idx]
+        r_t = at_obs(f_t, idx) - t[idx]
         cost_t = np.einsum("mp,p,mp->m", r_t, pw, r_t) + w * np.einsum("md,md->m", trial, trial)
         nfev[idx] += d + 1
         better = np.isfinite(cost_t) & (cost_t < cost[idx])
         acc = idx[better]
         small_f = better & ((cost[idx] - cost_t) <= o.ftol * np.maximum(cost[idx], 1e-30))
         z[acc], r[acc], jac[acc], cost[acc] = trial[better], r_t[better], jac_t[better], cost_t[better]
+        f[acc] = f_t[better]
         lam[idx] = np.where(better, np.maximum(lam[idx] / 3, 1e-9), lam[idx] * 4)
         small_x = np.linalg.norm(delta, axis=1) <= o.xtol * (np.linalg.norm(za, axis=1) + o.xtol)
         stuck = lam[idx] > 1e8  # no step improves: a minimum at float32 precision
@@ -245,10 +271,21 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
             hit = idx[mask & ~done[idx]]
             done[hit] = conv[hit] = True
             msg[hit] = why
-    return z, nfev, conv, msg, r + t, jac
+    return z, nfev, conv, msg, f, jac
 
 
-def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions):
+def _observers(obs: Observations | None):
+    """(curves at the observed points, Jacobians at them), for rows ``idx`` of the targets."""
+    if obs is None:
+        return (lambda f, idx: f), (lambda j, idx: j)
+    if obs.aligned:  # a mask on the model grid: a multiplication, no gather
+        mask32 = obs.observed.astype(np.float32)
+        return (lambda f, idx: f * mask32[idx]), (lambda j, idx: j * mask32[idx][:, None, :])
+    return (lambda f, idx: obs.take(idx).apply(f)), (lambda j, idx: obs.take(idx).apply_jacobian(j))
+
+
+def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions,
+               obs: Observations | None = None):
     """Per-target scipy reference fits (Nelder-Mead as in the worked example, or least_squares)."""
     from scipy import optimize  # imported here: it is most of the runtime's import time
 
@@ -261,10 +298,12 @@ def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.fl
     sp = np.ones(targets.shape[1]) if o.weights is None else np.sqrt(np.asarray(o.weights, dtype=np.float64))
     bounds = (-np.inf, np.inf) if o.bound is None else (-o.bound, o.bound)
     for i in range(n):
-        target = targets[i].astype(np.float64)
+        target = (targets[i] if obs is None else obs.values[i]).astype(np.float64)
+        one = None if obs is None else obs.take([i])
 
-        def resid(v: NDArray[np.float64]) -> NDArray[np.float64]:
-            r = (decode(v.astype(np.float32)[None, :])[0].astype(np.float64) - target) * sp
+        def resid(v: NDArray[np.float64], one=one, target=target) -> NDArray[np.float64]:
+            x = decode(v.astype(np.float32)[None, :]).astype(np.float64)
+            r = ((x if one is None else one.apply(x))[0] - target) * (sp if one is None else 1.0)
             return np.concatenate([r, sw * v]) if sw else r
 
         start = _clip(z0[i].astype(np.float64), o.bound)

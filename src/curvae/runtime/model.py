@@ -24,6 +24,7 @@ from curvae.runtime.fit import (
     ModelFitMethod,
     fit_with_jacobian,
 )
+from curvae.runtime.observations import Observations, on_model_grid, on_shared_grid
 from curvae.runtime.placement import check_placement, node_placement
 from curvae.runtime.providers import ProviderSpec, resolve_providers
 from curvae.runtime.records import Variant
@@ -280,6 +281,9 @@ class CurveModel:
         uncertainty: bool = True,
         sigma: float | ArrayLike | None = None,
         ood_quantile: float = 0.99,
+        grid: ArrayLike | None = None,
+        clip_range: bool = False,
+        observations: Observations | None = None,
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -316,8 +320,18 @@ class CurveModel:
             squared error when sigma is uniform (so ``prior_weight`` keeps its
             meaning).
         ood_quantile : float
-            A target is out of family when its residual exceeds this quantile
-            of the held-out residuals recorded at export.
+            A target is out of family when its RMS error per point exceeds
+            this quantile of the held-out fits' recorded at export.
+        grid : array-like of shape (m,), optional
+            The targets' own x values, when they are not on the model grid:
+            ``targets`` is then (n_targets, m) and the decoded curve is
+            linearly interpolated at these x (see :mod:`curvae.runtime.observations`).
+            NaN in ``targets`` marks an unobserved point, with or without a grid.
+        clip_range : bool
+            Drop points outside the model grid's range instead of refusing them.
+        observations : Observations, optional
+            Targets already written as observations (e.g. ragged curves from
+            :func:`curvae.runtime.observations.on_own_grids`); ``targets`` is then ignored.
 
         Returns
         -------
@@ -328,7 +342,18 @@ class CurveModel:
             ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood``,
             ``ood_threshold`` and ``ood_reason``.
         """
-        t = self._curves(targets, name="targets")
+        obs = observations
+        if obs is None and grid is not None:
+            raw = as_matrix(targets, name="targets", col_name="points", allow_nan=True, min_cols=1)
+            obs, _ = on_shared_grid(raw, as_matrix(np.atleast_2d(np.asarray(grid, dtype=np.float64)), name="grid",
+                                                   col_name="x values", min_cols=1)[0], self.grid,
+                                    latent_dim=self.latent_dim, clip_range=clip_range)
+        elif obs is None:
+            t = as_matrix(targets, name="targets", n_cols=self.n_points, col_name="points", allow_nan=True)
+            if np.isnan(t).any():
+                obs = on_model_grid(t, latent_dim=self.latent_dim)
+        if obs is not None:
+            t = obs.values
         if method not in MODEL_FIT_METHODS:
             raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(MODEL_FIT_METHODS)}")
         if init not in FIT_INITS:
@@ -340,21 +365,36 @@ class CurveModel:
         if bound is not None and not (np.isfinite(bound) and bound > 0):
             raise InputError(f"bound={bound!r} must be a positive finite number or None")
         noise = check_sigma(sigma, self.n_points)
+        if obs is not None and noise is not None and not np.all(noise == noise[0]):
+            raise InputError("a per-point sigma applies to complete targets on the model grid; give one sigma for "
+                             "targets with missing points or their own grid")
         if not (isinstance(ood_quantile, (int, float)) and 0 < ood_quantile < 1):
             raise InputError(f"ood_quantile={ood_quantile!r} must be in (0, 1), e.g. 0.99")
         weights = None if noise is None or np.all(noise == noise[0]) else np.mean(noise**2) / noise**2
+        n = t.shape[0]
+        if init == "zero":
+            z0 = np.zeros((n, self.latent_dim), np.float32)
+        elif obs is None:
+            z0 = self.encode(t)
+        elif obs.aligned:  # the encoder needs whole curves: a mask's gaps are interpolated
+            z0 = self.encode(obs.impute(t, self.grid))
+        else:  # outside a target's own x-range: the prior mean's decoding, then once more from the code found
+            z0 = np.zeros((n, self.latent_dim), np.float32)
+            for _ in range(2):
+                z0 = self.encode(obs.impute(self._run_decoder(z0), self.grid))
         opts = FitOptions(method="lm" if method == "mcmc" else method, max_iter=int(max_iter),
                           prior_weight=float(prior_weight), bound=bound, weights=weights)
-        n = t.shape[0]
-        z0 = self.encode(t) if init == "encoder" else np.zeros((n, self.latent_dim), np.float32)
         if n_starts == 1:
-            res, jac = fit_with_jacobian(self._run_decoder, t, z0, opts)
+            res, jac = fit_with_jacobian(self._run_decoder, t, z0, opts, obs)
         else:
-            res, jac = self._multi_start(t, z0, n_starts, seed, opts)
+            res, jac = self._multi_start(t, z0, n_starts, seed, opts, obs)
         if not uncertainty and method != "mcmc":
             return res
         res = annotate(res, jac, t, sigma=noise, prior=prior_weight > 0, record=self.manifest.fit_residuals,
-                       quantile=float(ood_quantile))
+                       quantile=float(ood_quantile), obs=obs)
+        if method == "mcmc" and obs is not None:
+            raise InputError("method='mcmc' needs complete targets on the model grid; fit targets with missing points "
+                             "or their own grid with 'lm'")
         return res if method != "mcmc" else self._sample(res, t, noise, prior_weight > 0, seed)
 
     def _sample(self, res: FitResult, t, noise, prior: bool, seed: Seed) -> FitResult:
@@ -372,18 +412,21 @@ class CurveModel:
         return replace(res, samples=samples, cov=cov, z_std=np.sqrt(np.diagonal(cov, axis1=1, axis2=2)),
                        band_lo=lo.astype(np.float32), band_hi=hi.astype(np.float32))
 
-    def _multi_start(self, t, z0, n_starts: int, seed: Seed, opts: FitOptions) -> tuple[FitResult, np.ndarray]:
+    def _multi_start(self, t, z0, n_starts: int, seed: Seed, opts: FitOptions,
+                     obs: Observations | None = None) -> tuple[FitResult, np.ndarray]:
         """Fit from ``z0`` and ``n_starts - 1`` prior draws per target; keep each target's best converged fit."""
         n = t.shape[0]
         extra = rng(seed).standard_normal((n_starts - 1, n, self.latent_dim)).astype(np.float32)
         starts = np.concatenate([z0[None], extra]).reshape(-1, self.latent_dim)
-        res, jac = fit_with_jacobian(self._run_decoder, np.tile(t, (n_starts, 1)), starts, opts)
+        res, jac = fit_with_jacobian(self._run_decoder, np.tile(t, (n_starts, 1)), starts, opts,
+                                     None if obs is None else obs.tile(n_starts))
         resid = np.where(res.success, res.residual, np.inf).reshape(n_starts, n)
         resid = np.where(np.isfinite(resid).any(axis=0), resid, res.residual.reshape(n_starts, n))
         best = np.nanargmin(np.where(np.isnan(resid), np.inf, resid), axis=0) * n + np.arange(n)
         nfev = res.nfev.reshape(n_starts, n).sum(axis=0)
         return FitResult(z=res.z[best], residual=res.residual[best], success=res.success[best], nfev=nfev,
-                         message=res.message[best], x_hat=res.x_hat[best]), jac[best]
+                         message=res.message[best], x_hat=res.x_hat[best], rms=res.rms[best], n_obs=res.n_obs[best],
+                         x_hat_obs=None if res.x_hat_obs is None else res.x_hat_obs[best]), jac[best]
 
     # -------------------------------------------------------------- sessions
     def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):

@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from curvae.core.errors import InputError
 from curvae.runtime.fit import FitResult
+from curvae.runtime.observations import Observations
 from curvae.runtime.records import FitResidualRecord
 
 #: Relative eigenvalue below which JᵀWJ counts as singular (float32 Jacobians carry ~1e-7 relative error).
@@ -72,8 +73,12 @@ def laplace(
     *,
     sigma: NDArray[np.float64] | None,
     prior: bool,
+    obs: Observations | None = None,
 ) -> Uncertainty:
     """Covariance of z, its band and χ² from the Jacobian at the optimum.
+
+    With ``obs``, only the observed points count (the covariance uses the
+    Jacobian at them, σ̂² = RSS / (n_obs − d)); the band stays on the model grid.
 
     Parameters
     ----------
@@ -85,20 +90,29 @@ def laplace(
         Add the N(0, I) prior's unit precision (the fit used ``prior_weight > 0``).
     """
     n, d, p = jac.shape
-    j = jac.astype(np.float64)
-    resid = targets.astype(np.float64) - x_hat  # (n, P)
+    j_band = jac.astype(np.float64)  # (n, d, P): the band is on the model grid
+    if obs is None:
+        j, resid, dof = j_band, targets.astype(np.float64) - x_hat, np.full(n, p - d)
+    else:
+        if sigma is not None and not np.all(sigma == sigma[0]):
+            raise InputError("a per-point sigma applies to targets on the model grid; give one sigma for targets "
+                             "with missing points or their own grid")
+        j = obs.apply_jacobian(jac).astype(np.float64)  # (n, d, m)
+        resid = obs.values - obs.apply(x_hat.astype(np.float64))  # (n, m), 0 where unobserved
+        dof = obs.n_obs - d
+        sigma = None if sigma is None else np.full(j.shape[2], sigma[0])
     rss = np.einsum("np,np->n", resid, resid)
     if sigma is None:
-        s2 = rss / max(p - d, 1)  # (n,): one noise level per target
+        s2 = rss / np.maximum(dof, 1)  # (n,): one noise level per target
         sig = np.sqrt(s2)
         chi2 = np.full(n, np.nan)
         # Σ = (JᵀJ/s² + P)⁻¹ = s² (JᵀJ + s² P)⁻¹: finite even when s² = 0 (an exact fit: Σ = 0).
         info = j @ j.transpose(0, 2, 1) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
         scale = s2
     else:
-        weights = 1.0 / sigma**2  # (P,)
+        weights = 1.0 / sigma**2  # (P,) or (m,)
         sig = np.full(n, float(np.sqrt(np.mean(sigma**2))))
-        chi2 = np.einsum("np,p->n", resid**2, weights)
+        chi2 = np.einsum("np,p->n", resid**2, weights)  # unobserved residuals are 0
         info = np.einsum("ndp,p,nep->nde", j, weights, j) + (np.eye(d) if prior else 0.0)
         scale = np.ones(n)
     vals, vecs = np.linalg.eigh(info)  # (n, d), (n, d, d); info is symmetric positive semi-definite
@@ -106,7 +120,7 @@ def laplace(
     ill = (vals[:, 0] <= ILL_CONDITIONED * top[:, 0]) & (scale > 0)
     inv = np.where(vals > ILL_CONDITIONED * top, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
     cov = (vecs * (inv * scale[:, None])[:, None, :]) @ vecs.transpose(0, 2, 1)
-    band_var = np.einsum("ndp,nde,nep->np", j, cov, j)
+    band_var = np.einsum("ndp,nde,nep->np", j_band, cov, j_band)
     cov[ill] = np.inf
     z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
     half = (2.0 * np.sqrt(np.clip(band_var, 0, None))).astype(np.float32)
@@ -116,25 +130,28 @@ def laplace(
 
 
 def out_of_family(
-    residual: NDArray[np.float64],
+    rms: NDArray[np.float64],
     record: FitResidualRecord | None,
     quantile: float,
 ) -> tuple[NDArray[np.bool_] | None, float | None, NDArray[np.str_]]:
-    """Flag targets whose residual exceeds the ``quantile`` of the held-out residuals recorded at export.
+    """Flag targets whose RMS error per point exceeds the ``quantile`` of the held-out fits' (recorded at export).
 
-    Returns ``(ood, threshold, reason)``; ``ood`` and ``threshold`` are None when
+    Comparing RMS per observed point makes targets with missing points or their
+    own grid comparable with the held-out curves (for complete targets on the
+    model grid it is the residual compared with the residual quantile).
+    Returns ``(ood, threshold, reason)`` with the threshold as an RMS; ``ood`` and ``threshold`` are None when
     the bundle has no record (exported before format 1.1, or without held-out
     curves): the flag is then unavailable, not guessed.
     """
-    n = residual.shape[0]
+    n = rms.shape[0]
     if record is None:
         why = "unavailable: the bundle records no held-out fit residuals (re-export it with this curvae)"
         return None, None, np.full(n, why)
-    threshold = record.quantile(quantile)
-    ood = ~(residual <= threshold)  # a NaN residual is out of family too
-    reason = np.full(n, f"residual within the {quantile:g} quantile of held-out fits ({threshold:.4g})", dtype="U160")
+    threshold = record.quantile(quantile) / np.sqrt(record.n_points)
+    ood = ~(rms <= threshold)  # a NaN is out of family too
+    reason = np.full(n, f"RMS error within the {quantile:g} quantile of held-out fits ({threshold:.4g})", dtype="U160")
     for i in np.flatnonzero(ood):  # only the flagged get their own text
-        reason[i] = (f"residual {residual[i]:.4g} > {threshold:.4g}, the {quantile:g} quantile of "
+        reason[i] = (f"RMS error {rms[i]:.4g} > {threshold:.4g}, the {quantile:g} quantile of "
                      f"{len(record.values)} held-out fits")
     return ood, threshold, reason
 
@@ -148,10 +165,11 @@ def annotate(
     prior: bool,
     record: FitResidualRecord | None,
     quantile: float,
+    obs: Observations | None = None,
 ) -> FitResult:
     """``result`` with its uncertainty (:func:`laplace`) and out-of-family fields filled in."""
-    u = laplace(jac, targets, result.x_hat, sigma=sigma, prior=prior)
-    ood, threshold, reason = out_of_family(result.residual, record, quantile)
+    u = laplace(jac, targets, result.x_hat, sigma=sigma, prior=prior, obs=obs)
+    ood, threshold, reason = out_of_family(result.rms, record, quantile)
     return replace(result, cov=u.cov, z_std=u.z_std, sigma=u.sigma, chi2=u.chi2, band_lo=u.band_lo,
                    band_hi=u.band_hi, ill_conditioned=u.ill_conditioned, ood=ood, ood_threshold=threshold,
                    ood_reason=reason)
