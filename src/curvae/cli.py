@@ -316,11 +316,21 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.option("--ood-quantile", default=0.99, show_default=True, type=float,
               help="Flag a target out of family above this quantile of the held-out residuals.")
 @click.option("--no-uncertainty", is_flag=True, help="Skip covariance, bands and the out-of-family flag.")
+@click.option("--grid", "target_grid", type=click.Path(dir_okay=False),
+              help="The targets' own x values (.npy or .csv), when they are not on the model's grid.")
+@click.option("--clip-range", is_flag=True, help="Drop target points outside the model's grid instead of refusing.")
+@click.option("--id-col", default="id", show_default=True, help="Long-format CSV: the column of curve ids.")
+@click.option("--x-col", default="x", show_default=True, help="Long-format CSV: the column of x values.")
+@click.option("--y-col", default="y", show_default=True, help="Long-format CSV: the column of values.")
 @_runtime_options
 @_force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, sigma, sigma_file,
-        ood_quantile, no_uncertainty, providers, strict, variant, force) -> None:
+        ood_quantile, no_uncertainty, target_grid, clip_range, id_col, x_col, y_col, providers, strict, variant,
+        force) -> None:
     """Fit latent codes to target curves, with their uncertainty and an out-of-family flag.
+
+    Targets may miss points (NaN), sit on a grid of their own (.npz key 'grid' or --grid), or come as a
+    long-format CSV with a header id,x,y (one curve per id, each with its own x).
 
     Writes z, residual, success, nfev, message and x_hat, and (unless --no-uncertainty) cov, z_std,
     sigma, chi2, band_lo, band_hi, ill_conditioned, ood, ood_threshold and ood_reason.
@@ -340,10 +350,16 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
         res = fit_file(_load(model, providers, strict, variant), targets, out, force=force, progress=progress, method=method,
                        init=init, n_starts=n_starts, seed=seed, max_iter=max_iter, prior_weight=prior_weight,
                        bound=bound, uncertainty=not no_uncertainty, sigma=load_sigma(sigma, sigma_file),
-                       ood_quantile=ood_quantile)
+                       ood_quantile=ood_quantile, grid=target_grid, clip_range=clip_range,
+                       columns=(id_col, x_col, y_col))
     finally:
         if bar is not None:
             bar.__exit__(None, None, None)
+    if res["header"]:
+        click.echo(f"read {targets} as {res['kind']}, with a header row: {', '.join(res['header'])[:120]}")
+    if res["dropped"]:
+        click.echo(f"--clip-range dropped {res['dropped']} point{'' if res['dropped'] == 1 else 's'} outside the "
+                   f"model's grid")
     ood = "" if res.get("n_ood") is None else f"; {res['n_ood']} out of family"
     click.echo(f"wrote {out}: {res['n']} fit{'' if res['n'] == 1 else 's'}, {res['n_success']} succeeded; residual "
                f"median {res['residual_median']:.4g}, p90 {res['residual_p90']:.4g}{ood}")

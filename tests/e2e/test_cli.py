@@ -101,8 +101,12 @@ def test_bad_inputs_give_one_line_errors(tmp_path, bundle_dir):
     bad = np.zeros((3, 100), np.float32)
     bad[2, 7] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    one_line_error(invoke("fit", bundle_dir, tmp_path / "nan.npy", "--out", tmp_path / "f.npz", ok=False),
-                   "[2, 7] = nan is not finite")
+    one_line_error(invoke("encode", bundle_dir, tmp_path / "nan.npy", "--out", tmp_path / "c.npy", ok=False),
+                   "[2, 7] = nan is not finite", "give them to `fit`, which takes NaN as unobserved")
+    bad[2, 7] = np.inf
+    np.save(tmp_path / "inf.npy", bad)
+    one_line_error(invoke("fit", bundle_dir, tmp_path / "inf.npy", "--out", tmp_path / "f.npz", ok=False),
+                   "[2, 7] = inf is not finite")
     one_line_error(invoke("info", tmp_path / "nowhere", ok=False), "is not a folder")
     one_line_error(invoke("sample", bundle_dir, "-n", "2", "--out", tmp_path / "s.txt", ok=False), "must end in .npy")
     one_line_error(invoke("encode", bundle_dir, tmp_path / "missing.npy", "--out", tmp_path / "c.npy", ok=False),

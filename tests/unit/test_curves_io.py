@@ -71,10 +71,23 @@ def test_wrong_suffix(tmp_path):
         load_curves(tmp_path / "c.txt")
 
 
-def test_one_dimensional_array_is_refused_with_a_hint(tmp_path):
-    np.save(tmp_path / "v.npy", np.zeros(10))
-    with pytest.raises(DataFileError, match=r"must be 2-D .*\[None, :\]"):
-        load_curves(tmp_path / "v.npy")
+def test_a_one_dimensional_npy_is_one_curve(tmp_path):
+    np.save(tmp_path / "v.npy", np.arange(10.0))
+    got = load_curves(tmp_path / "v.npy")
+    assert got.curves.shape == (1, 10) and got.curves[0, 3] == 3.0
+
+
+def test_csv_delimiters_headers_and_quoted_bad_cells(tmp_path):
+    (tmp_path / "a.csv").write_text("p0;p1;p2\n1;2;3\n4;5;6\n")
+    got = load_curves(tmp_path / "a.csv")
+    assert got.header == ("p0", "p1", "p2") and got.curves.tolist() == [[1, 2, 3], [4, 5, 6]]
+    (tmp_path / "b.csv").write_text("1\t2\t3\n4\t\t6\n")
+    assert np.isnan(load_curves(tmp_path / "b.csv", allow_nan=True).curves[1, 1])
+    with pytest.raises(DataFileError, match=r"curves in b.csv\[1, 1\] = nan is not finite.*give them to `fit`"):
+        load_curves(tmp_path / "b.csv")
+    (tmp_path / "c.csv").write_text("1,2,3\n4," + "x" * 200 + ",6\n")
+    with pytest.raises(DataFileError, match=r"c.csv line 2: 'x{57}\.\.\.' is not a number"):
+        load_curves(tmp_path / "c.csv")
 
 
 def test_one_point_curves_are_refused(tmp_path):

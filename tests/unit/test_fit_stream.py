@@ -17,7 +17,7 @@ def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targe
     assert seen == [(d, 64) for d in (10, 20, 30, 40, 50, 60, 64)]
     whole = model.fit(beta_targets)
     with np.load(tmp_path / "fit.npz", allow_pickle=False) as f:
-        assert set(f.files) == {"z", "residual", "success", "nfev", "message", "x_hat", "cov", "z_std", "sigma",
+        assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat", "cov", "z_std", "sigma",
                                 "chi2", "band_lo", "band_hi", "ill_conditioned", "ood", "ood_threshold",
                                 "ood_reason"}
         np.testing.assert_allclose(f["z"], whole.z, atol=1e-5)
@@ -28,7 +28,7 @@ def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targe
         assert (f["ood"] == whole.ood.astype(np.int8)).all() and f["ood_threshold"].shape == (1,)
     fit_file(model, tmp_path / "t.npy", tmp_path / "bare.npz", chunk=10, uncertainty=False)
     with np.load(tmp_path / "bare.npz", allow_pickle=False) as f:
-        assert set(f.files) == {"z", "residual", "success", "nfev", "message", "x_hat"}
+        assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat"}
     (tmp_path / "bare.npz").unlink()
     assert summary["n"] == 64 and summary["residual_median"] == pytest.approx(np.median(whole.residual), rel=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.npz", "t.npy"]  # no parts left behind

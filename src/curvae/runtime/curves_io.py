@@ -30,6 +30,7 @@ class CurveFile:
 
     curves: NDArray[np.float32]
     grid: NDArray[np.float64] | None
+    header: tuple[str, ...] | None = None  # a CSV's non-numeric first row, taken as column names
 
 
 def load_curves(
@@ -41,6 +42,7 @@ def load_curves(
     min_points: int = 2,
     what: str = "curves",
     max_npz_bytes: int = MAX_NPZ_BYTES,
+    allow_nan: bool = False,
 ) -> CurveFile:
     """Load and validate a 2-D array of curves from ``.npy``, ``.npz`` or ``.csv``.
 
@@ -61,6 +63,11 @@ def load_curves(
         What the rows are, used in messages (``"curves"``, ``"codes"``).
     max_npz_bytes : int
         Cap on the decompressed size of an ``.npz``.
+    allow_nan : bool
+        Keep NaN values (fit targets: an unobserved point).
+
+    A 1-D ``.npy`` is one curve. A CSV's delimiter (``,``, ``;`` or tab) is
+    sniffed, and a non-numeric first row is taken as a header (``header``).
 
     Returns
     -------
@@ -77,20 +84,23 @@ def load_curves(
     try:
         if p.stat().st_size == 0:
             raise DataFileError(f"file {str(p)!r} is empty; it must hold at least {min_rows} row(s) of {what}")
-        grid = None
+        grid, header = None, None
         if suffix == ".npy":
             raw = _load_npy(p)
+            if raw.ndim == 1:  # one curve
+                raw = raw[None, :]
         elif suffix == ".npz":
             raw, grid = _load_npz(p, key, max_npz_bytes)
         else:
-            raw = _load_csv(p)
+            header, raw = read_csv(p)
     except PermissionError:
         raise DataFileError(f"file {str(p)!r} cannot be read (permission denied); fix its permissions") from None
     except OSError as exc:
         raise DataFileError(f"file {str(p)!r} cannot be read ({exc.strerror or exc})") from None
     try:
         curves = as_matrix(raw, name=f"{what} in {p.name}", n_cols=n_points,
-                           col_name="points" if what == "curves" else "values", min_rows=min_rows, min_cols=min_points)
+                           col_name="points" if what == "curves" else "values", min_rows=min_rows, min_cols=min_points,
+                           allow_nan=allow_nan)
     except InputError as exc:
         raise DataFileError(str(exc)) from None
     if grid is not None:
@@ -100,7 +110,7 @@ def load_curves(
                 f"grid in {p.name} has shape {grid.shape}; it must be finite with shape ({curves.shape[1]},), "
                 "one x value per curve point"
             )
-    return CurveFile(curves=curves, grid=grid)
+    return CurveFile(curves=curves, grid=grid, header=header)
 
 
 class CurveSource:
@@ -199,23 +209,48 @@ def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | Non
     return curves, grid
 
 
-def _load_csv(p: Path) -> np.ndarray:
+#: Delimiters a CSV may use; the first line decides which.
+DELIMITERS = (",", ";", "\t")
+
+
+def _cell(text: str) -> str:
+    """A cell quoted for a message: at most 60 characters."""
+    text = text.strip()
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def read_csv(p: Path) -> tuple[tuple[str, ...] | None, np.ndarray]:
+    """A CSV of numbers (empty cells and ``nan`` read as NaN), its delimiter sniffed from the first line,
+    and a first row that is not numeric taken as a header.
+
+    Returns
+    -------
+    header : tuple of str, or None
+    values : ndarray of shape (n_rows, n_cols), float64
+    """
     rows: list[list[float]] = []
-    width = None
+    header: tuple[str, ...] | None = None
+    width = delim = None
     with open(p, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             text = line.strip()
             if not text or text.startswith("#"):
                 continue
-            cells = text.split(",")
-            try:
-                row = [float(c) for c in cells]
-            except ValueError:
-                bad = next(c for c in cells if not _is_float(c))
+            if delim is None:
+                delim = max(DELIMITERS, key=text.count) if any(d in text for d in DELIMITERS) else ","
+            cells = text.split(delim)
+            numeric = [c.strip() == "" or _is_float(c) for c in cells]
+            if not all(numeric):
+                if header is None and not rows and not any(_is_float(c) for c in cells):
+                    header = tuple(c.strip() for c in cells)
+                    width = len(cells)
+                    continue
+                bad = cells[numeric.index(False)]
                 raise DataFileError(
-                    f"{p.name} line {lineno}: {bad.strip()!r} is not a number; "
-                    "the CSV must hold one curve per row, numbers only"
-                ) from None
+                    f"{p.name} line {lineno}: {_cell(bad)} is not a number; the CSV must hold numbers only "
+                    "(a first row of column names is read as a header)"
+                )
+            row = [float(c) if c.strip() else float("nan") for c in cells]
             if width is None:
                 width = len(row)
             elif len(row) != width:
@@ -226,7 +261,7 @@ def _load_csv(p: Path) -> np.ndarray:
             rows.append(row)
     if not rows:
         raise DataFileError(f"file {str(p)!r} holds no curves; it must have at least one row of numbers")
-    return np.asarray(rows, dtype=np.float64)
+    return header, np.asarray(rows, dtype=np.float64)
 
 
 def _is_float(text: str) -> bool:

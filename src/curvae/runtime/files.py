@@ -12,11 +12,12 @@ import numpy as np
 from curvae.core.atomic import NpzStreamWriter, check_can_write, save_npy
 from curvae.core.errors import DataFileError, InputError
 from curvae.runtime.arrays import as_matrix
-from curvae.runtime.curves_io import load_curves, open_curves
+from curvae.runtime.curves_io import CurveSource, load_curves, open_curves
 from curvae.runtime.fit import FitResult, summarise_fits
 from curvae.runtime.model import CurveModel
 from curvae.runtime.onnxrt import installed_builds
 from curvae.runtime.providers import available_providers
+from curvae.runtime.targets import LONG_COLUMNS, read_fit_targets
 
 PathLike = str | os.PathLike[str]
 
@@ -68,44 +69,68 @@ def _column(res: FitResult, name: str, *, first_chunk: bool) -> np.ndarray:
 
 def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
              chunk: int = 4096, progress: Callable[[int, int], None] | None = None,
-             **fit_kw: Any) -> dict[str, float]:
-    """Fit every target in ``targets`` and save ``z``, ``residual``, ``success``, ``nfev``, ``message`` and
-    ``x_hat`` as ``.npz``; with uncertainty (the default), also ``cov``, ``z_std``, ``sigma``, ``chi2``,
-    ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood`` (int8: 1 flagged, 0 not, -1 unavailable for
-    this bundle), ``ood_threshold`` (one value, NaN when unavailable) and ``ood_reason``.
+             grid: PathLike | None = None, clip_range: bool = False,
+             columns: tuple[str, str, str] = LONG_COLUMNS, **fit_kw: Any) -> dict[str, Any]:
+    """Fit every target in ``targets`` and save the results as ``.npz``.
 
-    Targets stream in chunks of ``chunk`` rows (a ``.npy`` is read chunk by
-    chunk from disk) and results go to disk chunk by chunk, so memory stays bounded however
-    many targets there are. ``progress(done, total)`` is called after each
-    chunk.
+    The keys are ``z``, ``residual``, ``rms``, ``n_obs``, ``success``, ``nfev``,
+    ``message`` and ``x_hat``; with uncertainty (the default), also ``cov``,
+    ``z_std``, ``sigma``, ``chi2``, ``band_lo``, ``band_hi``,
+    ``ill_conditioned``, ``ood`` (int8: 1 flagged, 0 not, -1 unavailable for
+    this bundle), ``ood_threshold`` (one value, NaN when unavailable) and
+    ``ood_reason``. Targets on their own grid (an ``.npz`` with a ``grid``,
+    ``grid=FILE``, or a long-format CSV, see :mod:`curvae.runtime.targets`)
+    add ``x_obs`` and ``x_hat_obs`` (their points, NaN-padded), and long
+    format adds ``ids``.
+
+    Targets on the model grid stream in chunks of ``chunk`` rows (a ``.npy``
+    is read chunk by chunk from disk) and results go to disk chunk by chunk,
+    so memory stays bounded however many targets there are; NaN marks an
+    unobserved point. ``progress(done, total)`` is called after each chunk.
 
     Returns
     -------
     dict
-        :meth:`FitResult.summary` over all targets.
+        :meth:`FitResult.summary` over all targets, with ``n_ood``, the
+        layout read (``kind``), the CSV ``header`` if any and the points
+        ``clip_range`` dropped.
     """
     dest = _check_out(out, ".npz", force)
     if not isinstance(chunk, int) or chunk < 1:
         raise InputError(f"chunk={chunk!r} must be a positive integer")
-    source = open_curves(targets, n_points=model.n_points)
-    n, d, p = source.shape[0], model.latent_dim, model.n_points
-    specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "success": ((n,), "bool"),
-             "nfev": ((n,), "int64"), "message": ((n,), "U64"), "x_hat": ((n, p), "float32")}
-    if fit_kw.get("uncertainty", True):
-        specs.update({"cov": ((n, d, d), "float64"), "z_std": ((n, d), "float64"), "sigma": ((n,), "float64"),
-                      "chi2": ((n,), "float64"), "band_lo": ((n, p), "float32"), "band_hi": ((n, p), "float32"),
-                      "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
-                      "ood_reason": ((n,), "U160")})
-    if fit_kw.get("method") == "mcmc":
-        from curvae.runtime.mcmc import McmcOptions
-
-        specs["samples"] = ((n, McmcOptions().n_samples, d), "float32")
+    read = None
+    if grid is not None or Path(targets).suffix.lower() != ".npy":
+        read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, grid=grid,
+                                clip_range=clip_range, columns=columns)
+    info = {"kind": "model grid" if read is None else read.kind, "header": None if read is None else read.header,
+            "dropped": 0 if read is None else read.dropped}
+    if read is not None and read.observations is not None:
+        res = model.fit(None, observations=read.observations, **fit_kw)
+        extra = {"x_obs": read.observations.x.astype(np.float64), "x_hat_obs": res.x_hat_obs}
+        if read.ids is not None:
+            extra["ids"] = read.ids
+        specs = _specs(len(res.z), model, fit_kw, extra)
+        writer = NpzStreamWriter(dest, specs)
+        try:
+            for name in specs:
+                writer.append(name, extra[name] if name in extra else _column(res, name, first_chunk=True))
+            writer.commit()
+        except BaseException:
+            writer.discard()
+            raise
+        if progress is not None:
+            progress(len(res.z), len(res.z))
+        return {**res.summary(), "n_ood": None if res.ood is None else int(res.ood.sum()), **info}
+    source = open_curves(targets, n_points=model.n_points) if read is None else CurveSource(read.values)
+    n, p = source.shape[0], model.n_points
+    specs = _specs(n, model, fit_kw, {})
     writer = NpzStreamWriter(dest, specs)
     parts: dict[str, list[np.ndarray]] = {"residual": [], "success": [], "nfev": []}
     n_ood: int | None = None
     try:
         for i in range(0, n, chunk):
-            rows = as_matrix(source.read(i, i + chunk), name="targets", n_cols=p, col_name="points", row_offset=i)
+            rows = as_matrix(source.read(i, i + chunk), name="targets", n_cols=p, col_name="points", row_offset=i,
+                             allow_nan=True)
             res = model.fit(rows, **fit_kw)
             for name in specs:
                 writer.append(name, _column(res, name, first_chunk=i == 0))
@@ -121,7 +146,27 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
         raise
     # (n,) each: 17 bytes per target, 17 MB per million
     summary = summarise_fits(*(np.concatenate(parts[k]) for k in ("residual", "success", "nfev")))
-    return {**summary, "n_ood": n_ood}
+    return {**summary, "n_ood": n_ood, **info}
+
+
+def _specs(n: int, model: CurveModel, fit_kw: dict, extra: dict[str, np.ndarray]) -> dict:
+    """Name → (shape, dtype) of every array ``fit_file`` writes."""
+    d, p = model.latent_dim, model.n_points
+    specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "rms": ((n,), "float64"),
+             "n_obs": ((n,), "int64"), "success": ((n,), "bool"), "nfev": ((n,), "int64"), "message": ((n,), "U64"),
+             "x_hat": ((n, p), "float32")}
+    if fit_kw.get("uncertainty", True):
+        specs.update({"cov": ((n, d, d), "float64"), "z_std": ((n, d), "float64"), "sigma": ((n,), "float64"),
+                      "chi2": ((n,), "float64"), "band_lo": ((n, p), "float32"), "band_hi": ((n, p), "float32"),
+                      "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
+                      "ood_reason": ((n,), "U160")})
+    if fit_kw.get("method") == "mcmc":
+        from curvae.runtime.mcmc import McmcOptions
+
+        specs["samples"] = ((n, McmcOptions().n_samples, d), "float32")
+    for name, arr in extra.items():
+        specs[name] = (arr.shape, "U64" if arr.dtype.kind in "US" else str(arr.dtype))
+    return specs
 
 
 def load_sigma(sigma: float | None, sigma_file: PathLike | None) -> float | np.ndarray | None:

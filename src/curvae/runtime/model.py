@@ -342,18 +342,8 @@ class CurveModel:
             ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood``,
             ``ood_threshold`` and ``ood_reason``.
         """
-        obs = observations
-        if obs is None and grid is not None:
-            raw = as_matrix(targets, name="targets", col_name="points", allow_nan=True, min_cols=1)
-            obs, _ = on_shared_grid(raw, as_matrix(np.atleast_2d(np.asarray(grid, dtype=np.float64)), name="grid",
-                                                   col_name="x values", min_cols=1)[0], self.grid,
-                                    latent_dim=self.latent_dim, clip_range=clip_range)
-        elif obs is None:
-            t = as_matrix(targets, name="targets", n_cols=self.n_points, col_name="points", allow_nan=True)
-            if np.isnan(t).any():
-                obs = on_model_grid(t, latent_dim=self.latent_dim)
-        if obs is not None:
-            t = obs.values
+        obs = observations if observations is not None else self._observe(targets, grid, clip_range)
+        t = obs.values if obs is not None else self._curves(targets, name="targets")
         if method not in MODEL_FIT_METHODS:
             raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(MODEL_FIT_METHODS)}")
         if init not in FIT_INITS:
@@ -396,6 +386,16 @@ class CurveModel:
             raise InputError("method='mcmc' needs complete targets on the model grid; fit targets with missing points "
                              "or their own grid with 'lm'")
         return res if method != "mcmc" else self._sample(res, t, noise, prior_weight > 0, seed)
+
+    def _observe(self, targets: ArrayLike, grid: ArrayLike | None, clip_range: bool) -> Observations | None:
+        """Observations for targets on their own grid or with NaN; None for complete targets on the model grid."""
+        if grid is not None:
+            raw = as_matrix(targets, name="targets", col_name="points", allow_nan=True, min_cols=1)
+            x = as_matrix(np.atleast_2d(np.asarray(grid, dtype=np.float64)), name="grid", col_name="x values",
+                          min_cols=1)[0]
+            return on_shared_grid(raw, x, self.grid, latent_dim=self.latent_dim, clip_range=clip_range)[0]
+        t = as_matrix(targets, name="targets", n_cols=self.n_points, col_name="points", allow_nan=True)
+        return on_model_grid(t, latent_dim=self.latent_dim) if np.isnan(t).any() else None
 
     def _sample(self, res: FitResult, t, noise, prior: bool, seed: Seed) -> FitResult:
         """MCMC around the LM optimum; the covariance and band become the samples' own."""
