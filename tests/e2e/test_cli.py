@@ -206,3 +206,46 @@ def test_fit_with_mcmc_writes_posterior_samples(tmp_path):
     with np.load(tmp_path / "f.npz", allow_pickle=False) as f:
         assert f["samples"].shape == (2, 1600, 2) and np.isfinite(f["samples"]).all()
         np.testing.assert_allclose(f["z_std"], f["samples"].std(axis=1, ddof=1), rtol=1e-4)
+
+
+def test_fit_long_format_csv_with_ragged_grids_keeps_first_appearance_order(trained_bundle, tmp_path):
+    from curvae.families import get_family
+
+    fam = get_family("beta")
+    theta = np.array([[2.0, 3.0], [0.8, 1.5], [4.0, 4.5]])
+    rows = []
+    g = np.random.default_rng(0)
+    for key, th, k in (("zeta", theta[0], 23), ("alpha", theta[1], 41), ("m7", theta[2], 12)):
+        x = np.sort(g.uniform(0.05, 0.95, k))
+        rows += [(key, xv, yv) for xv, yv in zip(x, fam.logpdf(x, th[None])[0])]
+    order = g.permutation(len(rows))
+    first = []
+    for i in order:  # ids in any order: the output follows first appearance
+        if rows[i][0] not in first:
+            first.append(rows[i][0])
+    (tmp_path / "long.csv").write_text("y,id,x\n" + "".join(f"{rows[i][2]},{rows[i][0]},{rows[i][1]}\n"
+                                                            for i in order))
+    res = invoke("fit", trained_bundle, tmp_path / "long.csv", "--out", tmp_path / "f.npz")
+    assert "read" in res.output and "long format" in res.output and "3 fits" in res.output
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as f:
+        assert f["ids"].tolist() == first
+        n_obs = dict(zip(f["ids"].tolist(), f["n_obs"].tolist()))
+        assert n_obs == {"zeta": 23, "alpha": 41, "m7": 12}
+        assert f["x_obs"].shape == (3, 41) and f["x_hat_obs"].shape == (3, 41)
+        assert np.isnan(f["x_hat_obs"][f["ids"].tolist().index("m7"), 12:]).all()
+        assert f["success"].all() and (f["rms"] < 0.1).all()
+    # the same curves through --grid and an .npz 'grid', with --clip-range
+    x = np.linspace(0.0, 1.0, 30)  # the ends fall outside [0.01, 0.99]
+    y = fam.logpdf(np.clip(x, 1e-3, 1 - 1e-3), theta).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    np.savetxt(tmp_path / "x.csv", x[None], delimiter=",")
+    one_line_error(invoke("fit", trained_bundle, tmp_path / "y.npy", "--grid", tmp_path / "x.csv", "--out",
+                          tmp_path / "g.npz", ok=False), "x = 0.0 is outside the model's grid")
+    res = invoke("fit", trained_bundle, tmp_path / "y.npy", "--grid", tmp_path / "x.csv", "--clip-range",
+                 "--out", tmp_path / "g.npz")
+    assert "--clip-range dropped 6 points" in res.output
+    np.savez(tmp_path / "own.npz", curves=y, grid=x)
+    invoke("fit", trained_bundle, tmp_path / "own.npz", "--clip-range", "--out", tmp_path / "h.npz")
+    with np.load(tmp_path / "g.npz") as a, np.load(tmp_path / "h.npz") as b:
+        np.testing.assert_allclose(a["z"], b["z"], atol=1e-6)
+        assert (a["n_obs"] == 28).all()

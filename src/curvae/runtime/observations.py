@@ -147,12 +147,12 @@ def _prepare_x(x: NDArray, y: NDArray, model_grid: NDArray, *, clip_range: bool,
     x, y = x[order], y[order]
     dup = np.flatnonzero(np.diff(x) == 0)
     if dup.size:
-        raise InputError(f"{label}: x = {x[dup[0]]!r} appears twice; give each x once (average repeated measurements)")
+        raise InputError(f"{label}: x = {float(x[dup[0]])!r} appears twice; give each x once (average repeated measurements)")
     lo, hi = model_grid[0], model_grid[-1]
     outside = (x < lo) | (x > hi)
     if outside.any():
         if not clip_range:
-            raise InputError(f"{label}: x = {x[outside][0]!r} is outside the model's grid [{lo:g}, {hi:g}]; "
+            raise InputError(f"{label}: x = {float(x[outside][0])!r} is outside the model's grid [{lo:g}, {hi:g}]; "
                              "drop those points, or pass --clip-range (clip_range=True) to drop them and count them")
         x, y = x[~outside], y[~outside]
     return x, y, int(outside.sum())

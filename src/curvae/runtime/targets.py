@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import DataFileError
-from curvae.runtime.curves_io import DELIMITERS, load_curves
+from curvae.runtime.curves_io import DELIMITERS, load_curves, read_csv
 from curvae.runtime.observations import Observations, on_own_grids, on_shared_grid
 
 LONG_COLUMNS = ("id", "x", "y")
@@ -44,8 +44,12 @@ class FitTargets:
 
 
 def _grid_file(path: str | os.PathLike[str]) -> NDArray[np.float64]:
-    g = load_curves(path, what="grid values", min_points=1).curves.astype(np.float64)
-    if g.shape[0] != 1 and g.shape[1] != 1:
+    """x values from a .npy or .csv, in float64 (a grid is not rounded to float32)."""
+    p = Path(path)
+    load_curves(p, what="grid values", min_points=1)  # the file checks, with their messages
+    g = np.load(p, allow_pickle=False) if p.suffix.lower() == ".npy" else read_csv(p)[1]
+    g = np.asarray(g, dtype=np.float64)
+    if g.ndim == 2 and 1 not in g.shape:
         raise DataFileError(f"--grid {str(path)!r} holds a {g.shape[0]}×{g.shape[1]} array; give one row (or column) "
                             "of x values")
     return g.ravel()
