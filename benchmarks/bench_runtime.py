@@ -53,7 +53,7 @@ print(elapsed, peak_rss_mib())
 
 def decoder_flops_per_row(model) -> float:
     """Multiply-adds of the decoder's Gemms, counted as 2 FLOPs each."""
-    cfg = model.manifest.training["config"]["model"]
+    cfg = model.manifest.training.config["model"]
     widths = [model.latent_dim] + [cfg["hidden"]] * cfg["depth"] + [model.n_points]
     return float(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
 

@@ -54,3 +54,22 @@ def test_report_from_a_run_folder_through_the_cli(run_dir, tmp_path):
     assert "wrote" in res.output and (tmp_path / "r" / "training.png").is_file()
     bad = CliRunner().invoke(main, ["report", str(tmp_path), "--out", str(tmp_path / "r2")])
     assert bad.exit_code == 1 and bad.output.startswith("Error: ") and "is neither a bundle" in bad.output
+
+
+@pytest.mark.parametrize("layout", ["masked", "long format"])
+def test_report_marks_missing_and_own_grid_points(bundle_dir, beta_targets, tmp_path, layout):
+    if layout == "masked":
+        t = beta_targets.copy()
+        t[:, 10:20] = np.nan
+        np.save(tmp_path / "t.npy", t)
+        path = tmp_path / "t.npy"
+    else:
+        x = np.linspace(0.05, 0.95, 30)
+        lines = [f"{i},{xv},{np.interp(xv, np.linspace(0.01, 0.99, 100), row)}"
+                 for i, row in enumerate(beta_targets[:12]) for xv in x]
+        (tmp_path / "t.csv").write_text("id,x,y\n" + "\n".join(lines) + "\n")
+        path = tmp_path / "t.csv"
+    numbers = build_report(bundle_dir, tmp_path / "r", targets=path, n_codes=300)
+    assert "measured_fits.png" in numbers["figures"]
+    assert png_size(tmp_path / "r" / "measured_fits.png")[0] > 400
+    assert numbers["fit"]["n_targets"] == (64 if layout == "masked" else 12)

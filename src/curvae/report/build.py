@@ -15,9 +15,10 @@ from curvae.core.errors import CurvaeError
 from curvae.core.seeding import rng
 from curvae.families import FAMILIES, Family
 from curvae.report.calibration import coverage
-from curvae.runtime.curves_io import load_curves
 from curvae.runtime.fit import FitResult
 from curvae.runtime.model import CurveModel
+from curvae.runtime.observations import Observations, on_model_grid
+from curvae.runtime.targets import read_fit_targets
 
 #: Every file of a report on a 2-D model of a built-in family whose bundle records held-out residuals.
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
@@ -92,6 +93,7 @@ class _Data:
     fit: FitResult
     calibration: dict[str, Any]  # coverage of known codes, see curvae.report.calibration
     foreign: dict[str, FitResult]  # fits of curves that are not the family's, for the out-of-family figure
+    observations: Observations | None = None  # targets with gaps or on their own grid
 
 
 def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int) -> _Data:
@@ -105,14 +107,21 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
         curves, theta = family.sample(n_codes, seed=g)
     else:
         curves, theta = model.sample(n_codes, seed=g), None
+    obs = None
     if targets is not None:
-        t = load_curves(targets, n_points=model.n_points).curves
+        read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, clip_range=True)
+        obs = read.observations
+        t = read.values if obs is None else np.full((obs.values.shape[0], model.n_points), np.nan, np.float32)
+        if obs is None and np.isnan(t).any():
+            obs = on_model_grid(t, latent_dim=model.latent_dim)
     elif family is not None:
         t = family.sample(n_targets, seed=g)[0]
     else:
         t = model.sample(n_targets, seed=g)
-    return _Data(family, curves, theta, model.encode(curves), t, model.fit(t), coverage(model, seed=seed),
-                 _foreign_fits(model, t, g))
+    fit = model.fit(t) if obs is None else model.fit(None, observations=obs)
+    base = t if obs is None else fit.x_hat  # foreign curves are built from complete curves
+    return _Data(family, curves, theta, model.encode(curves), t, fit, coverage(model, seed=seed),
+                 _foreign_fits(model, base, g), obs)
 
 
 def _foreign_fits(model: CurveModel, targets: np.ndarray, g: np.random.Generator) -> dict[str, FitResult]:
@@ -174,14 +183,21 @@ def _figures(model: CurveModel, d: _Data, folder: Path) -> list[tuple[str, str]]
     order = np.argsort(d.fit.residual)
     typical = order[np.linspace(0, len(order) - 1, 6).astype(int)[1:-1]]
     fig.reconstructions(grid, d.targets[typical], d.fit.x_hat[typical], dens, folder / "reconstructions.png",
-                        "Targets and their fits, from good to poor")
+                        "Targets and their fits, from good to poor", d.fit.residual[typical])
     figs.append(("reconstructions.png", "Targets against their fitted reconstructions, with the error curve"))
     fig.residual_histogram(d.fit.residual, folder / "fit_residuals.png")
     figs.append(("fit_residuals.png", "Distribution of fit residuals"))
     worst = order[::-1][:5]
     fig.reconstructions(grid, d.targets[worst], d.fit.x_hat[worst], dens, folder / "worst_fits.png",
-                        "The five worst fits")
+                        "The five worst fits", d.fit.residual[worst])
     figs.append(("worst_fits.png", "The five worst fits"))
+    if d.observations is not None:
+        o, show = d.observations, typical
+        points = [(model.grid[o.observed[i]] if o.aligned else o.x[i, o.observed[i]], o.values[i, o.observed[i]])
+                  for i in show]
+        missing = [np.flatnonzero(~o.observed[i]) if o.aligned else np.array([], int) for i in show]
+        fig.measured_fits(model.grid, d.fit.x_hat[show], points, missing, folder / "measured_fits.png")
+        figs.append(("measured_fits.png", "Targets with missing points or their own grid, over the decoded curve"))
     figs += _uncertainty_figures(model, d, folder, order)
     return figs
 

@@ -90,8 +90,11 @@ def decoded_lattice(grid: NDArray, z: NDArray, curves: NDArray, side: int, as_de
 
 
 def reconstructions(grid: NDArray, targets: NDArray, fitted: NDArray, as_density: bool, path: Path,
-                    title: str) -> None:
-    """Targets against their fitted decodings (top) and the error curve (bottom), per column."""
+                    title: str, residuals: NDArray | None = None) -> None:
+    """Targets against their fitted decodings (top) and the error curve (bottom), per column.
+
+    NaN in ``targets`` (unobserved points) leaves gaps; ``residuals`` (n,) titles the panels.
+    """
     plt = _plt()
     n = len(targets)
     fig, axes = plt.subplots(2, n, figsize=(3.2 * n, 5), squeeze=False, sharex=True)
@@ -99,7 +102,8 @@ def reconstructions(grid: NDArray, targets: NDArray, fitted: NDArray, as_density
         f = np.exp if as_density else (lambda v: v)
         axes[0, k].plot(grid, f(targets[k]), "k-", lw=1.5, label="target")
         axes[0, k].plot(grid, f(fitted[k]), "r--", lw=1.2, label="fit")
-        axes[0, k].set_title(f"residual {np.linalg.norm(targets[k] - fitted[k]):.4f}", fontsize=9)
+        res = np.linalg.norm(targets[k] - fitted[k]) if residuals is None else residuals[k]
+        axes[0, k].set_title(f"residual {res:.4f}", fontsize=9)
         axes[1, k].plot(grid, fitted[k] - targets[k], color="tab:purple")
         axes[1, k].axhline(0, color="gray", lw=0.5)
         axes[1, k].set_xlabel("x")
@@ -107,6 +111,24 @@ def reconstructions(grid: NDArray, targets: NDArray, fitted: NDArray, as_density
     axes[1, 0].set_ylabel("fit − target (log-PDF)" if as_density else "fit − target")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle(title)
+    _save(fig, path)
+
+
+def measured_fits(grid: NDArray, fitted: NDArray, points: list[tuple[NDArray, NDArray]],
+                  missing: list[NDArray], path: Path) -> None:
+    """Targets with gaps or their own grid: observed points, the decoded fit, and where points were missing."""
+    plt = _plt()
+    n = len(fitted)
+    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.4), squeeze=False)
+    for ax, f, (x, y), gone in zip(axes[0], fitted, points, missing):
+        ax.plot(grid, f, color="tab:red", lw=1.2, label="decoded fit")
+        ax.plot(x, y, "s", color="k", ms=3, label="observed")
+        if len(gone):
+            ax.plot(grid[gone], f[gone], "x", color="tab:orange", ms=5, label="not observed")
+        ax.set_xlabel("x")
+    axes[0, 0].set_ylabel("value")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Targets with missing points or their own grid, over the decoded curve")
     _save(fig, path)
 
 
