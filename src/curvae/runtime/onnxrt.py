@@ -8,7 +8,6 @@ fits their hardware through an extra (``curvae[cpu]``, ``[gpu]``,
 
 from __future__ import annotations
 
-from importlib import metadata
 from types import ModuleType
 
 from curvae.core.errors import MissingRuntimeError
@@ -37,6 +36,8 @@ def load() -> ModuleType:
 
 def installed_builds() -> list[str]:
     """The onnxruntime distributions installed in this environment (normally exactly one)."""
+    from importlib import metadata  # imported here: it costs more than the rest of this module
+
     found = []
     for dist in BUILDS:
         try:

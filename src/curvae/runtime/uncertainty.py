@@ -90,14 +90,14 @@ def laplace(
         Add the N(0, I) prior's unit precision (the fit used ``prior_weight > 0``).
     """
     n, d, p = jac.shape
-    j_band = jac.astype(np.float64)  # (n, d, P): the band is on the model grid
+    j_band = jac  # (n, d, P) float32: the band is on the model grid; products below accumulate in float32
     if obs is None:
-        j, resid, dof = j_band, targets.astype(np.float64) - x_hat, np.full(n, p - d)
+        j, resid, dof = jac, targets.astype(np.float64) - x_hat, np.full(n, p - d)
     else:
         if sigma is not None and not np.all(sigma == sigma[0]):
             raise InputError("a per-point sigma applies to targets on the model grid; give one sigma for targets "
                              "with missing points or their own grid")
-        j = obs.apply_jacobian(jac).astype(np.float64)  # (n, d, m)
+        j = obs.apply_jacobian(jac)  # (n, d, m) float32
         resid = obs.values - obs.apply(x_hat.astype(np.float64))  # (n, m), 0 where unobserved
         dof = obs.n_obs - d
         sigma = None if sigma is None else np.full(j.shape[2], sigma[0])
@@ -107,20 +107,20 @@ def laplace(
         sig = np.sqrt(s2)
         chi2 = np.full(n, np.nan)
         # Σ = (JᵀJ/s² + P)⁻¹ = s² (JᵀJ + s² P)⁻¹: finite even when s² = 0 (an exact fit: Σ = 0).
-        info = j @ j.transpose(0, 2, 1) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
+        info = (j @ j.transpose(0, 2, 1)).astype(np.float64) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
         scale = s2
     else:
         weights = 1.0 / sigma**2  # (P,) or (m,)
         sig = np.full(n, float(np.sqrt(np.mean(sigma**2))))
         chi2 = np.einsum("np,p->n", resid**2, weights)  # unobserved residuals are 0
-        info = np.einsum("ndp,p,nep->nde", j, weights, j) + (np.eye(d) if prior else 0.0)
+        info = ((j * weights.astype(np.float32)) @ j.transpose(0, 2, 1)).astype(np.float64) + (np.eye(d) if prior else 0.0)
         scale = np.ones(n)
     vals, vecs = np.linalg.eigh(info)  # (n, d), (n, d, d); info is symmetric positive semi-definite
     top = np.maximum(vals[:, -1:], 1e-300)
     ill = (vals[:, 0] <= ILL_CONDITIONED * top[:, 0]) & (scale > 0)
     inv = np.where(vals > ILL_CONDITIONED * top, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
     cov = (vecs * (inv * scale[:, None])[:, None, :]) @ vecs.transpose(0, 2, 1)
-    band_var = np.einsum("ndp,nde,nep->np", j_band, cov, j_band)
+    band_var = np.einsum("ndp,nde,nep->np", j_band, cov.astype(np.float32), j_band)  # (n, P) float32
     cov[ill] = np.inf
     z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
     half = (2.0 * np.sqrt(np.clip(band_var, 0, None))).astype(np.float32)
