@@ -9,7 +9,7 @@ point together with its forward-difference neighbours. ``"nelder-mead"`` and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, get_args
 
 import numpy as np
@@ -121,6 +121,18 @@ class FitResult:
     def summary(self) -> dict[str, float]:
         """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""
         return summarise_fits(self.residual, self.success, self.nfev)
+
+
+def concat_fits(parts: list[FitResult]) -> FitResult:
+    """One result from the results of consecutive chunks of targets (rows in order)."""
+    values = {}
+    for f in fields(FitResult):
+        got = [getattr(p, f.name) for p in parts]
+        if got[0] is None or f.name == "ood_threshold":
+            values[f.name] = got[0]
+        else:
+            values[f.name] = np.concatenate(got)
+    return FitResult(**values)
 
 
 def summarise_fits(residual: NDArray[np.float64], success: NDArray[np.bool_],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -10,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from curvae.core.errors import InputError
+from curvae.core.errors import BundleError, InputError
 from curvae.core.seeding import Seed, rng
 from curvae.runtime import onnxrt
 from curvae.runtime.arrays import as_matrix
-from curvae.runtime.bundle import Manifest, read_bundle
+from curvae.runtime.bundle import Manifest, read_bundle, sha256_bytes, vet_graph
 from curvae.runtime.fit import (
     FIT_INITS,
     MODEL_FIT_METHODS,
@@ -22,6 +24,7 @@ from curvae.runtime.fit import (
     FitOptions,
     FitResult,
     ModelFitMethod,
+    concat_fits,
     fit_with_jacobian,
 )
 from curvae.runtime.observations import Observations, on_model_grid, on_shared_grid
@@ -36,10 +39,35 @@ from curvae.runtime.versions import check_onnxruntime
 #: beyond this are input mistakes, and they keep the decoder's output finite.
 MAX_ABS_Z = 1e4
 
+#: Targets per internal chunk of :meth:`CurveModel.fit` (its Jacobians and probes are per chunk).
+FIT_CHUNK_ROWS = 16384
+
 #: Rows per onnxruntime call. Large batches run in chunks this size so the
 #: (rows, hidden) intermediate stays in cache: 1.9x the throughput of one
 #: 100k-row call here, and memory stays bounded.
 CHUNK_ROWS = 4096
+
+
+_SESSIONS: dict[tuple, tuple] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _process_sessions(model: CurveModel) -> tuple:
+    """This process's sessions for an unpickled model, created once per graphs and options."""
+    args = model._session_args
+    key = (hashlib.sha256(model._graphs[0] + model._graphs[1]).hexdigest(), repr(args.get("providers")),
+           args.get("threads"), args.get("strict"))
+    with _SESSIONS_LOCK:
+        if key not in _SESSIONS:
+            _, _, opset, ir_version = model.manifest.graphs(model.variant)
+            kw = {"opset": opset, "ir_version": ir_version, "strict": bool(args.get("strict")),
+                  "threads": args.get("threads")}
+            providers = args.get("providers") or resolve_providers("auto")
+            enc = make_session(model._graphs[0], providers, name="encoder", **kw)
+            dec = make_session(model._graphs[1], providers, name="decoder", **kw)
+            check_sessions(model.manifest, enc, dec)
+            _SESSIONS[key] = (enc, dec)
+        return _SESSIONS[key]
 
 
 def _check_out(out: object, shape: tuple[int, int], codes: np.ndarray) -> None:
@@ -80,11 +108,43 @@ class CurveModel:
         self.path = path
         self.manifest = manifest
         self.variant = variant
-        self._enc = encoder
-        self._dec = decoder
+        self._pair = (encoder, decoder)
         self._graphs = graphs
         self._session_args = session_args or {}
         self._placement: dict[str, dict[str, list[str]]] | None = None
+
+    # A CurveModel pickles as its verified graph bytes, manifest and options, never a session: what a
+    # worker process receives is small, re-verified against the manifest's hashes, and opens its
+    # sessions on first use (once per process, shared by every model with the same graphs and options).
+    def __getstate__(self) -> dict:
+        if self._graphs is None:
+            raise InputError("this CurveModel was not opened by CurveModel.load, so it cannot be pickled")
+        return {"path": str(self.path), "manifest": self.manifest.to_dict(), "variant": self.variant,
+                "graphs": self._graphs, "session_args": self._session_args}
+
+    def __setstate__(self, state: dict) -> None:
+        manifest = Manifest.from_dict(state["manifest"])
+        enc_info, dec_info, opset, ir_version = manifest.graphs(state["variant"])
+        for info, data in zip((enc_info, dec_info), state["graphs"]):
+            if sha256_bytes(data) != info.sha256:
+                raise BundleError(f"a pickled CurveModel carries {info.file} bytes whose sha256 differs from its "
+                                  "manifest; it was altered in transit: pickle the model again from its bundle")
+            vet_graph(data, opset, ir_version, name=info.file)
+        self.__init__(Path(state["path"]), manifest, None, None, state["variant"], graphs=tuple(state["graphs"]),
+                      session_args=state["session_args"])
+
+    @property
+    def _enc(self):
+        return self._sessions()[0]
+
+    @property
+    def _dec(self):
+        return self._sessions()[1]
+
+    def _sessions(self):
+        if self._pair[0] is None:
+            self._pair = _process_sessions(self)
+        return self._pair
 
     @classmethod
     def load(
@@ -284,6 +344,7 @@ class CurveModel:
         grid: ArrayLike | None = None,
         clip_range: bool = False,
         observations: Observations | None = None,
+        chunk_rows: int = FIT_CHUNK_ROWS,
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -332,6 +393,11 @@ class CurveModel:
         observations : Observations, optional
             Targets already written as observations (e.g. ragged curves from
             :func:`curvae.runtime.observations.on_own_grids`); ``targets`` is then ignored.
+        chunk_rows : int
+            Targets are fitted in chunks of this many rows, so the working
+            memory beyond the inputs and outputs stays flat as their number
+            grows. Extra starts and MCMC draws come from one generator across
+            chunks, so with ``n_starts > 1`` they depend on the chunk size.
 
         Returns
         -------
@@ -360,9 +426,27 @@ class CurveModel:
                              "targets with missing points or their own grid")
         if not (isinstance(ood_quantile, (int, float)) and 0 < ood_quantile < 1):
             raise InputError(f"ood_quantile={ood_quantile!r} must be in (0, 1), e.g. 0.99")
+        _positive_int("chunk_rows", chunk_rows)
+        if method == "mcmc" and obs is not None:
+            raise InputError("method='mcmc' needs complete targets on the model grid; fit targets with missing points "
+                             "or their own grid with 'lm'")
         weights = None if noise is None or np.all(noise == noise[0]) else np.mean(noise**2) / noise**2
+        opts = FitOptions(method="lm" if method == "mcmc" else method, max_iter=int(max_iter),
+                          prior_weight=float(prior_weight), bound=bound, weights=weights, init=init,
+                          n_starts=int(n_starts))
+        job = {"opts": opts, "uncertainty": uncertainty or method == "mcmc", "noise": noise,
+               "quantile": float(ood_quantile), "mcmc": method == "mcmc", "g": rng(seed)}
         n = t.shape[0]
-        if init == "zero":
+        # Internal row chunks keep the working memory (Jacobians, probes) flat however many targets there are.
+        parts = [self._fit_rows(t[i:i + chunk_rows], None if obs is None else obs.take(slice(i, i + chunk_rows)), job)
+                 for i in range(0, n, chunk_rows)]
+        return parts[0] if len(parts) == 1 else concat_fits(parts)
+
+    def _fit_rows(self, t: NDArray[np.float32], obs: Observations | None, job: dict) -> FitResult:
+        """Fit one chunk of targets: start, engine, uncertainty, and MCMC when asked."""
+        opts: FitOptions = job["opts"]
+        n = t.shape[0]
+        if opts.init == "zero":
             z0 = np.zeros((n, self.latent_dim), np.float32)
         elif obs is None:
             z0 = self.encode(t)
@@ -372,20 +456,16 @@ class CurveModel:
             z0 = np.zeros((n, self.latent_dim), np.float32)
             for _ in range(2):
                 z0 = self.encode(obs.impute(self._run_decoder(z0), self.grid))
-        opts = FitOptions(method="lm" if method == "mcmc" else method, max_iter=int(max_iter),
-                          prior_weight=float(prior_weight), bound=bound, weights=weights)
-        if n_starts == 1:
+        if opts.n_starts == 1:
             res, jac = fit_with_jacobian(self._run_decoder, t, z0, opts, obs)
         else:
-            res, jac = self._multi_start(t, z0, n_starts, seed, opts, obs)
-        if not uncertainty and method != "mcmc":
+            res, jac = self._multi_start(t, z0, opts.n_starts, job["g"], opts, obs)
+        if not job["uncertainty"]:
             return res
-        res = annotate(res, jac, t, sigma=noise, prior=prior_weight > 0, record=self.manifest.fit_residuals,
-                       quantile=float(ood_quantile), obs=obs)
-        if method == "mcmc" and obs is not None:
-            raise InputError("method='mcmc' needs complete targets on the model grid; fit targets with missing points "
-                             "or their own grid with 'lm'")
-        return res if method != "mcmc" else self._sample(res, t, noise, prior_weight > 0, seed)
+        prior = opts.prior_weight > 0
+        res = annotate(res, jac, t, sigma=job["noise"], prior=prior, record=self.manifest.fit_residuals,
+                       quantile=job["quantile"], obs=obs)
+        return self._sample(res, t, job["noise"], prior, job["g"]) if job["mcmc"] else res
 
     def _observe(self, targets: ArrayLike, grid: ArrayLike | None, clip_range: bool) -> Observations | None:
         """Observations for targets on their own grid or with NaN; None for complete targets on the model grid."""

@@ -36,7 +36,9 @@ def load() -> ModuleType:
 
 def installed_builds() -> list[str]:
     """The onnxruntime distributions installed in this environment (normally exactly one)."""
-    from importlib import metadata  # imported here: it costs more than the rest of this module
+    from importlib import (
+        metadata,  # imported here: it costs more than the rest of this module
+    )
 
     found = []
     for dist in BUILDS:
