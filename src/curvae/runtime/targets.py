@@ -79,13 +79,11 @@ def read_long_csv(path: Path, columns: tuple[str, str, str], delim: str,
             except IndexError:
                 raise DataFileError(f"{path.name} row {lineno} has {len(row)} cells; the header names "
                                     f"{len(header)} columns") from None
-            try:
-                x = float(xs)
-                y = float(ys) if ys else float("nan")
-            except ValueError:
-                bad = xs if not _number(xs) else ys
-                raise DataFileError(f"{path.name} row {lineno}: {bad[:60]!r} is not a number in column "
-                                    f"{columns[1] if bad is xs else columns[2]!r}") from None
+            for text, name in ((xs, columns[1]), (ys, columns[2])):
+                if text and not _number(text):
+                    raise DataFileError(f"{path.name} row {lineno}: {text[:60]!r} is not a number in column "
+                                        f"{name!r}")
+            x, y = float(xs) if xs else float("nan"), float(ys) if ys else float("nan")
             if key not in points:
                 order.append(key)
                 points[key] = []
