@@ -237,11 +237,11 @@ def read_csv(p: Path) -> tuple[tuple[str, ...] | None, np.ndarray]:
             if not text or text.startswith("#"):
                 continue
             if delim is None:
-                delim = max(DELIMITERS, key=text.count) if any(d in text for d in DELIMITERS) else ","
+                delim = sniff_delimiter(text)
             cells = text.split(delim)
-            numeric = [c.strip() == "" or _is_float(c) for c in cells]
+            numeric = [c.strip() == "" or is_number(c) for c in cells]
             if not all(numeric):
-                if header is None and not rows and not any(_is_float(c) for c in cells):
+                if header is None and not rows and not any(is_number(c) for c in cells):
                     header = tuple(c.strip() for c in cells)
                     width = len(cells)
                     continue
@@ -264,7 +264,13 @@ def read_csv(p: Path) -> tuple[tuple[str, ...] | None, np.ndarray]:
     return header, np.asarray(rows, dtype=np.float64)
 
 
-def _is_float(text: str) -> bool:
+def sniff_delimiter(line: str) -> str:
+    """The delimiter a CSV uses, judged from its first line: the most frequent of :data:`DELIMITERS`."""
+    return max(DELIMITERS, key=line.count) if any(d in line for d in DELIMITERS) else ","
+
+
+def is_number(text: str) -> bool:
+    """Whether a CSV cell reads as a float."""
     try:
         float(text)
     except ValueError:

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import DataFileError
-from curvae.runtime.curves_io import DELIMITERS, load_curves, read_csv
+from curvae.runtime.curves_io import is_number, load_curves, read_csv, sniff_delimiter
 from curvae.runtime.observations import Observations, on_own_grids, on_shared_grid
 
 LONG_COLUMNS = ("id", "x", "y")
@@ -59,7 +59,7 @@ def _long_header(path: Path, columns: tuple[str, str, str]) -> tuple[str, list[s
     """The delimiter and header of a long-format CSV (one holding all of ``columns``), else None."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         first = next((line.strip() for line in fh if line.strip() and not line.startswith("#")), "")
-    delim = max(DELIMITERS, key=first.count) if any(d in first for d in DELIMITERS) else ","
+    delim = sniff_delimiter(first)
     names = [c.strip() for c in first.split(delim)]
     return (delim, names) if all(c in names for c in columns) else None
 
@@ -80,7 +80,7 @@ def read_long_csv(path: Path, columns: tuple[str, str, str], delim: str,
                 raise DataFileError(f"{path.name} row {lineno} has {len(row)} cells; the header names "
                                     f"{len(header)} columns") from None
             for text, name in ((xs, columns[1]), (ys, columns[2])):
-                if text and not _number(text):
+                if text and not is_number(text):
                     raise DataFileError(f"{path.name} row {lineno}: {text[:60]!r} is not a number in column "
                                         f"{name!r}")
             x, y = float(xs) if xs else float("nan"), float(ys) if ys else float("nan")
@@ -93,14 +93,6 @@ def read_long_csv(path: Path, columns: tuple[str, str, str], delim: str,
         raise DataFileError(f"{path.name} has a header but no rows; give one row per (id, x, y) point")
     curves = [(np.array([p[0] for p in points[k]]), np.array([p[1] for p in points[k]])) for k in order]
     return order, curves
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_fit_targets(
