@@ -18,7 +18,7 @@ from curvae.core.errors import ExportError
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ParityRow, run_parity, summarise
-from curvae.export.variants import build_variant
+from curvae.export.variants import build_variant, default_fit
 from curvae.runtime import onnxrt
 from curvae.runtime.bundle import (
     DECODER_FILE,
@@ -32,7 +32,7 @@ from curvae.runtime.bundle import (
     Manifest,
     sha256_bytes,
 )
-from curvae.runtime.fit import FitOptions, fit_latent
+from curvae.runtime.fit import FitOptions
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
     ExportRecord,
@@ -147,13 +147,11 @@ def _parity_gate(ref_enc, ref_dec, enc_bytes: bytes, dec_bytes: bytes, *, latent
 def _fit_residuals(enc_bytes: bytes, dec_bytes: bytes, targets: np.ndarray) -> FitResidualRecord:
     """Residuals of the runtime's default fit on held-out curves: the out-of-family flag's reference."""
     cpu = ["CPUExecutionProvider"]
-    enc, dec = make_session(enc_bytes, cpu, name="encoder"), make_session(dec_bytes, cpu, name="decoder")
-    t = np.ascontiguousarray(targets, dtype=np.float32)
-    d = enc.get_inputs()[1].shape[1]
-    z0 = enc.run(None, {"x": t, "eps": np.zeros((len(t), d), np.float32)})[1]
-    res = fit_latent(lambda z: dec.run(None, {"z": z})[0], t, z0, FitOptions())
+    res = default_fit(make_session(enc_bytes, cpu, name="encoder"), make_session(dec_bytes, cpu, name="decoder"),
+                      targets)
     values = np.sort(res.residual[np.isfinite(res.residual)])
-    return FitResidualRecord(method=FitOptions.method, n_points=t.shape[1], values=tuple(float(v) for v in values))
+    return FitResidualRecord(method=FitOptions.method, n_points=res.x_hat.shape[1],
+                             values=tuple(float(v) for v in values))
 
 
 def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, decoder, *, latent_dim: int,

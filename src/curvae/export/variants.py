@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
 from curvae.core.errors import ExportError
-from curvae.runtime.fit import FitOptions, fit_latent
+from curvae.runtime.fit import FitOptions, FitResult, fit_latent
 from curvae.runtime.model import CHUNK_ROWS
 from curvae.runtime.session import make_session
 from curvae.runtime.versions import min_ir_version
@@ -62,6 +62,13 @@ def to_int8(data: bytes) -> bytes:
 
 
 CONVERTERS = {"fp16": to_fp16, "int8": to_int8}
+
+
+def default_fit(enc, dec, targets: NDArray[np.float32]) -> FitResult:
+    """The runtime's default fit (LM from the encoder's μ) of ``targets`` (n, P) on two raw sessions."""
+    t = np.ascontiguousarray(targets, dtype=np.float32)
+    z0 = enc.run(None, {"x": t, "eps": np.zeros((len(t), enc.get_inputs()[1].shape[1]), np.float32)})[1]
+    return fit_latent(lambda z: dec.run(None, {"z": z})[0], t, z0, FitOptions())
 
 
 def _tag(data: bytes, variant: str) -> bytes:
@@ -117,11 +124,8 @@ def build_variant(
     if not all(np.isfinite(v) for v in err.values()) or err["x_hat"] > budget:
         raise ExportError(f"variant {name}: decoded curves differ from float32 by {err['x_hat']:.3g} > budget "
                           f"{budget:g}; nothing was written (raise the budget only if that error is acceptable)")
-    fits = {}
-    for label, se, sd in (("fp32", s_enc, s_dec), (name, v_s_enc, v_s_dec)):
-        z0 = se.run(None, {"x": targets, "eps": eps})[1]
-        res = fit_latent(lambda zz, sd=sd: sd.run(None, {"z": zz})[0], targets, z0, FitOptions())
-        fits[label] = res.summary()["residual_median"]
+    fits = {label: default_fit(se, sd, targets).summary()["residual_median"]
+            for label, se, sd in (("fp32", s_enc, s_dec), (name, v_s_enc, v_s_dec))}
     big = g.standard_normal((100_000, latent_dim)).astype(np.float32)
     record = {
         "max_abs": err, "budget": budget,
