@@ -58,10 +58,50 @@ class _Group(click.Group):
             sys.exit(130)
 
 
-def _load(model: str, providers: str, strict: bool = False, variant: str | None = None):
+def _load(model: str, providers: str, strict: bool = False, variant: str | None = None, threads: int | None = None):
     from curvae.runtime.model import CurveModel
 
-    return CurveModel.load(model, providers=providers, strict=strict, variant=variant)
+    return CurveModel.load(model, providers=providers, strict=strict, variant=variant, threads=threads)
+
+
+def _scale_options(f):
+    """--dask, --chunk-rows and --threads, for the commands that stream rows (encode, decode, fit)."""
+    f = click.option("--threads", type=click.IntRange(min=1),
+                     help="onnxruntime intra-op threads (per task with --dask; default: cores // N on local:N, "
+                          "1 on a cluster, all cores without --dask).")(f)
+    f = click.option("--chunk-rows", type=click.IntRange(min=1),
+                     help="Rows per chunk (per task with --dask); default: 4096, or about 4 tasks per Dask worker.")(f)
+    return click.option("--dask", "dask", metavar="ADDRESS",
+                        help="Run on a Dask cluster: a scheduler address (tcp://host:8786) or local[:N] for N local "
+                             "worker processes; needs curvae[dask]. Results are identical to a run without it.")(f)
+
+
+def _progress(label: str):
+    """A progress callback ``(done, total)`` drawing a click bar on stderr, and a function that closes it."""
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True)
+            bar.__enter__()
+        bar.update(done - bar.pos)
+
+    def close() -> None:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+    return update, close
+
+
+def _print_cluster(res: dict) -> None:
+    if res.get("note"):
+        click.echo(f"note: {res['note']}")
+    if res.get("workers"):
+        mem = res.get("worker_peak_rss_mib") or []
+        peak = f"; workers' peak memory {min(mem):.0f}-{max(mem):.0f} MiB" if mem else ""
+        click.echo(f"ran {res['tasks']} task{'' if res['tasks'] == 1 else 's'} on {res['workers']} Dask "
+                   f"worker{'' if res['workers'] == 1 else 's'}{peak}")
 
 
 def _runtime_options(f):
@@ -250,32 +290,58 @@ def info(model, providers, strict, variant, as_json) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
-@click.argument("curves", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Codes .npy to write.")
+@click.argument("curves", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Codes to write: .npy, .npz (key z) or .zarr.")
 @click.option("--sample", is_flag=True, help="Draw z = mu + sigma*eps instead of returning mu.")
-@click.option("--seed", type=int, help="Seed of eps with --sample.")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of eps with --sample.")
+@_scale_options
 @_runtime_options
 @_force_option
-def encode(model, curves, out, sample, seed, providers, strict, variant, force) -> None:
-    """Encode curves (.npy/.npz/.csv) to latent codes."""
-    from curvae.runtime.files import encode_file
+def encode(model, curves, out, sample, seed, dask, chunk_rows, threads, providers, strict, variant, force) -> None:
+    """Encode curves (.npy, .zarr, .npz or .csv) to latent codes."""
+    bar, close = _progress("encoding")
+    try:
+        if dask:
+            from curvae.scale.jobs import encode_job
 
-    codes = encode_file(_load(model, providers, strict, variant), curves, out, sample=sample, seed=seed, force=force)
-    click.echo(f"wrote {out}: codes of shape {codes.shape}")
+            res = encode_job(_load(model, providers, strict, variant), curves, out, dask=dask, sample=sample,
+                             seed=seed, force=force, chunk_rows=chunk_rows, threads=threads, progress=bar)
+        else:
+            from curvae.runtime.files import STREAM_CHUNK, encode_file
+
+            res = {"shape": encode_file(_load(model, providers, strict, variant, threads), curves, out, sample=sample,
+                                        seed=seed, force=force, chunk=chunk_rows or STREAM_CHUNK)}
+    finally:
+        close()
+    _print_cluster(res)
+    click.echo(f"wrote {out}: codes of shape {res['shape']}")
 
 
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
-@click.argument("codes", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Curves .npy to write.")
+@click.argument("codes", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Curves to write: .npy, .npz (key curves) or .zarr.")
+@_scale_options
 @_runtime_options
 @_force_option
-def decode(model, codes, out, providers, strict, variant, force) -> None:
-    """Decode latent codes (.npy/.csv, or .npz key 'z') to curves."""
-    from curvae.runtime.files import decode_file
+def decode(model, codes, out, dask, chunk_rows, threads, providers, strict, variant, force) -> None:
+    """Decode latent codes (.npy, .zarr, .csv, or .npz key 'z') to curves."""
+    bar, close = _progress("decoding")
+    try:
+        if dask:
+            from curvae.scale.jobs import decode_job
 
-    curves = decode_file(_load(model, providers, strict, variant), codes, out, force=force)
-    click.echo(f"wrote {out}: curves of shape {curves.shape}")
+            res = decode_job(_load(model, providers, strict, variant), codes, out, dask=dask, force=force,
+                             chunk_rows=chunk_rows, threads=threads, progress=bar)
+        else:
+            from curvae.runtime.files import STREAM_CHUNK, decode_file
+
+            res = {"shape": decode_file(_load(model, providers, strict, variant, threads), codes, out, force=force,
+                                        chunk=chunk_rows or STREAM_CHUNK)}
+    finally:
+        close()
+    _print_cluster(res)
+    click.echo(f"wrote {out}: curves of shape {res['shape']}")
 
 
 @main.command()
@@ -295,8 +361,8 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
-@click.argument("targets", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Results .npz to write.")
+@click.argument("targets", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Results to write: .npz or .zarr.")
 @click.option("--method", default=FitOptions.method, show_default=True, type=click.Choice(MODEL_FIT_METHODS),
               help="lm: batched Levenberg-Marquardt; nelder-mead, least-squares: scipy per target; "
                    "mcmc: lm, then posterior samples (needs the mcmc extra).")
@@ -322,11 +388,15 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.option("--id-col", default="id", show_default=True, help="Long-format CSV: the column of curve ids.")
 @click.option("--x-col", default="x", show_default=True, help="Long-format CSV: the column of x values.")
 @click.option("--y-col", default="y", show_default=True, help="Long-format CSV: the column of values.")
+@click.option("--skip-bad-rows", is_flag=True,
+              help="Record rows that cannot be fitted (inf, too few points) as not fitted, with their reason, "
+                   "instead of stopping at the first.")
+@_scale_options
 @_runtime_options
 @_force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, sigma, sigma_file,
-        ood_quantile, no_uncertainty, target_grid, clip_range, id_col, x_col, y_col, providers, strict, variant,
-        force) -> None:
+        ood_quantile, no_uncertainty, target_grid, clip_range, id_col, x_col, y_col, skip_bad_rows, dask, chunk_rows,
+        threads, providers, strict, variant, force) -> None:
     """Fit latent codes to target curves, with their uncertainty and an out-of-family flag.
 
     Targets may miss points (NaN), sit on a grid of their own (.npz key 'grid' or --grid), or come as a
@@ -335,32 +405,35 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
     Writes z, residual, success, nfev, message and x_hat, and (unless --no-uncertainty) cov, z_std,
     sigma, chi2, band_lo, band_hi, ill_conditioned, ood, ood_threshold and ood_reason.
     """
-    from curvae.runtime.files import fit_file, load_sigma
+    from curvae.runtime.files import STREAM_CHUNK, fit_file, load_sigma
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = click.progressbar(length=total, label="fitting", file=sys.stderr, show_pos=True)
-            bar.__enter__()
-        bar.update(done - bar.pos)
-
+    kw = dict(force=force, method=method, init=init, n_starts=n_starts, seed=seed, max_iter=max_iter,
+              prior_weight=prior_weight, bound=bound, uncertainty=not no_uncertainty,
+              sigma=load_sigma(sigma, sigma_file), ood_quantile=ood_quantile, grid=target_grid,
+              skip_bad_rows=skip_bad_rows)
+    bar, close = _progress("fitting")
     try:
-        res = fit_file(_load(model, providers, strict, variant), targets, out, force=force, progress=progress, method=method,
-                       init=init, n_starts=n_starts, seed=seed, max_iter=max_iter, prior_weight=prior_weight,
-                       bound=bound, uncertainty=not no_uncertainty, sigma=load_sigma(sigma, sigma_file),
-                       ood_quantile=ood_quantile, grid=target_grid, clip_range=clip_range,
-                       columns=(id_col, x_col, y_col))
+        if dask:
+            from curvae.scale.jobs import fit_job
+
+            res = fit_job(_load(model, providers, strict, variant), targets, out, dask=dask, chunk_rows=chunk_rows,
+                          threads=threads, progress=bar, **kw)
+        else:
+            res = fit_file(_load(model, providers, strict, variant, threads), targets, out, progress=bar,
+                           chunk=chunk_rows or STREAM_CHUNK, clip_range=clip_range, columns=(id_col, x_col, y_col),
+                           **kw)
     finally:
-        if bar is not None:
-            bar.__exit__(None, None, None)
+        close()
+    _print_cluster(res)
     if res["header"]:
         click.echo(f"read {targets} as {res['kind']}, with a header row: {', '.join(res['header'])[:120]}")
     if res["dropped"]:
         click.echo(f"--clip-range dropped {res['dropped']} point{'' if res['dropped'] == 1 else 's'} outside the "
                    f"model's grid")
     ood = "" if res.get("n_ood") is None else f"; {res['n_ood']} out of family"
+    if res.get("n_skipped"):
+        row, why = res["skipped_first"]
+        ood += f"; {res['n_skipped']} bad row{'' if res['n_skipped'] == 1 else 's'} skipped (first: row {row}: {why})"
     click.echo(f"wrote {out}: {res['n']} fit{'' if res['n'] == 1 else 's'}, {res['n_success']} succeeded; residual "
                f"median {res['residual_median']:.4g}, p90 {res['residual_p90']:.4g}{ood}")
 

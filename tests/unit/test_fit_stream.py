@@ -30,7 +30,7 @@ def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targe
     with np.load(tmp_path / "bare.npz", allow_pickle=False) as f:
         assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat"}
     (tmp_path / "bare.npz").unlink()
-    assert summary["n"] == 64 and summary["residual_median"] == pytest.approx(np.median(whole.residual), rel=1e-4)
+    assert summary["n"] == 64 and summary["residual_median"] == pytest.approx(np.median(whole.residual), rel=0.01)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.npz", "t.npy"]  # no parts left behind
 
 

@@ -83,6 +83,12 @@ class NpzStreamWriter:
         fh, dtype = self._files[name]
         fh.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
 
+    def put(self, name: str, array: np.ndarray) -> None:
+        """Add a whole array that was not in the specs (e.g. one whose size is known only at the end)."""
+        fh = open(self._dir / f"{name}.npy", "wb")  # noqa: SIM115 - closed in commit/discard
+        np.lib.format.write_array(fh, np.ascontiguousarray(array), allow_pickle=False)
+        self._files[name] = (fh, np.asarray(array).dtype)
+
     def commit(self) -> None:
         """Write the zip beside ``path`` and rename it into place."""
         import zipfile
@@ -101,6 +107,31 @@ class NpzStreamWriter:
         for fh, _ in self._files.values():
             fh.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class NpyStreamWriter:
+    """Build a ``.npy`` of known shape from rows appended in order, renamed into place on :meth:`commit`."""
+
+    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, ...], dtype: str) -> None:
+        self.path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "wb")
+        self._dtype = np.dtype(dtype)
+        np.lib.format.write_array_header_2_0(self._fh, {"descr": np.lib.format.dtype_to_descr(self._dtype),
+                                                        "fortran_order": False, "shape": tuple(shape)})
+
+    def append(self, rows: np.ndarray) -> None:
+        self._fh.write(np.ascontiguousarray(rows, dtype=self._dtype).tobytes())
+
+    def commit(self) -> None:
+        self._fh.close()
+        os.chmod(self._tmp, 0o666 & ~_umask())
+        os.replace(self._tmp, self.path)
+
+    def discard(self) -> None:
+        self._fh.close()
+        self._tmp.unlink(missing_ok=True)
 
 
 def check_can_write(path: str | os.PathLike[str], *, force: bool) -> None:

@@ -15,6 +15,21 @@ class InputError(CurvaeError, ValueError):
     """Curves, codes or options that break a documented rule."""
 
 
+class BadRowsError(InputError):
+    """Some rows of the input cannot be used; ``rows`` holds their indices (in the whole set, not the chunk)."""
+
+    def __init__(self, message: str, rows=()) -> None:
+        super().__init__(message)
+        self.rows = tuple(int(r) for r in rows)
+
+    def __reduce__(self):  # keeps ``rows`` when the error crosses processes (Dask workers)
+        return (type(self), (str(self), self.rows))
+
+
+class ClusterError(CurvaeError):
+    """A Dask cluster could not be reached or started, or a job on it failed for a reason of its own."""
+
+
 class DataFileError(InputError):
     """A data file that is missing, unreadable or malformed."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from curvae.core.errors import InputError
+from curvae.core.errors import BadRowsError, InputError
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -75,8 +75,9 @@ def as_matrix(
         big = np.isfinite(arr) & (np.abs(arr) > _F32_MAX)
         if big.any():
             r, c = np.argwhere(big)[0]
-            raise InputError(
-                f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} overflows float32 (|x| > {_F32_MAX:.3g}); rescale the data"
+            raise BadRowsError(
+                f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} overflows float32 (|x| > {_F32_MAX:.3g}); rescale the data",
+                np.flatnonzero(big.any(axis=1)) + row_offset,
             )
     out = np.ascontiguousarray(arr, dtype=np.float32)
     # One reduction covers NaN (propagates), ±Inf and the bound; details are found only on failure.
@@ -86,12 +87,15 @@ def as_matrix(
         bad = np.isinf(out) if allow_nan else ~np.isfinite(out)
         if bad.any():
             r, c = np.argwhere(bad)[0]
-            raise InputError(
+            raise BadRowsError(
                 f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
                 "curvae needs finite values: drop or repair those rows"
                 + ("; to fit curves with missing points, give them to `fit`, which takes NaN as unobserved"
-                   if np.isnan(out[r, c]) else "")
+                   if np.isnan(out[r, c]) else ""),
+                np.flatnonzero(bad.any(axis=1)) + row_offset,
             )
-        r, c = np.argwhere(np.abs(out) > max_abs)[0]
-        raise InputError(f"{name}[{r + row_offset}, {c}] = {out[r, c].item()!r} is outside ±{max_abs:g}; {bound_hint}")
+        far = np.abs(out) > max_abs
+        r, c = np.argwhere(far)[0]
+        raise BadRowsError(f"{name}[{r + row_offset}, {c}] = {out[r, c].item()!r} is outside ±{max_abs:g}; {bound_hint}",
+                           np.flatnonzero(far.any(axis=1)) + row_offset)
     return out

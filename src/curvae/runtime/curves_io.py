@@ -126,6 +126,7 @@ class CurveSource:
                  shape: tuple[int, int] = (0, 0), dtype: np.dtype | None = None, offset: int = 0) -> None:
         self._array, self._path, self._dtype, self._offset = array, path, dtype, offset
         self.shape = array.shape if array is not None else shape
+        self.dtype = array.dtype if array is not None else dtype
 
     def __len__(self) -> int:
         return int(self.shape[0])

@@ -9,44 +9,91 @@ from typing import Any
 
 import numpy as np
 
-from curvae.core.atomic import NpzStreamWriter, check_can_write, save_npy
+from curvae.core.atomic import save_npy
 from curvae.core.errors import DataFileError, InputError
-from curvae.runtime.arrays import as_matrix
-from curvae.runtime.curves_io import CurveSource, load_curves, open_curves
-from curvae.runtime.fit import FitResult, summarise_fits
+from curvae.core.seeding import entropy
+from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
+from curvae.runtime.curves_io import CurveSource
 from curvae.runtime.model import CurveModel
 from curvae.runtime.onnxrt import installed_builds
 from curvae.runtime.providers import available_providers
+from curvae.runtime.stores import Finishing, RowSource, Sink, check_output, open_rows, open_sink
 from curvae.runtime.targets import LONG_COLUMNS, read_fit_targets
 
 PathLike = str | os.PathLike[str]
+Progress = Callable[[int, int], None]
+
+#: Rows per chunk of the streaming commands: 4096 keeps a chunk's working set (probes, Jacobians) small.
+STREAM_CHUNK = 4096
 
 
 def _check_out(out: PathLike, suffix: str, force: bool) -> Path:
-    p = Path(out)
-    if p.suffix.lower() != suffix:
-        raise InputError(f"--out {str(p)!r} must end in {suffix}; rename it, e.g. {p.with_suffix(suffix).name!r}")
-    check_can_write(p, force=force)
-    return p
+    return check_output(out, force=force, allowed=(suffix,))
+
+
+def _progress_rows(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+def stream_rows(source: RowSource, sink: Sink, kernel: Callable[[np.ndarray, int], dict[str, np.ndarray]], *,
+                chunk: int, progress: Progress | None = None) -> None:
+    """Run ``kernel(rows, start)`` over ``source`` in chunks and write what it returns, then commit ``sink``.
+
+    Any failure (or Ctrl-C) discards the sink, so nothing is left under the output's name.
+    """
+    n = source.shape[0]
+    try:
+        for i in range(0, n, chunk):
+            for name, rows in kernel(source.read(i, min(i + chunk, n)), i).items():
+                sink.write(name, i, rows)
+            _progress_rows(progress, min(i + chunk, n), n)
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+
+
+def check_chunk(chunk: object) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise InputError(f"chunk={chunk!r} must be a positive integer (rows per chunk)")
+    return int(chunk)
 
 
 def encode_file(model: CurveModel, curves: PathLike, out: PathLike, *, sample: bool = False,
-                seed: int | None = None, force: bool = False) -> np.ndarray:
-    """Encode the curves in ``curves`` and save the codes, shape (n, latent_dim), as ``.npy``."""
-    dest = _check_out(out, ".npy", force)
-    x = load_curves(curves, n_points=model.n_points).curves
-    codes = model.encode(x, sample=sample, seed=seed)
-    save_npy(dest, codes)
-    return codes
+                seed: int | None = None, force: bool = False, chunk: int = STREAM_CHUNK,
+                progress: Progress | None = None) -> tuple[int, int]:
+    """Encode the curves in ``curves`` and save the codes, shape (n, latent_dim).
+
+    ``curves`` is a ``.npy`` or ``.zarr`` (read ``chunk`` rows at a time) or a
+    ``.npz``/``.csv``; ``out`` is a ``.npy``, ``.npz`` (key ``z``) or ``.zarr``
+    (array ``z``). Returns the shape written.
+    """
+    dest = check_output(out, force=force)
+    chunk = check_chunk(chunk)
+    src = open_rows(curves, n_cols=model.n_points, what="curves")
+    n, key = src.shape[0], entropy(seed) if sample else 0
+    sink = open_sink(dest, {"z": ((n, model.latent_dim), "float32")}, chunk_rows=chunk)
+    stream_rows(src, sink, lambda rows, i: {"z": encode_chunk(model, rows, start=i, sample=sample, seed=key)},
+                chunk=chunk, progress=progress)
+    return n, model.latent_dim
 
 
-def decode_file(model: CurveModel, codes: PathLike, out: PathLike, *, force: bool = False) -> np.ndarray:
-    """Decode the codes in ``codes`` (``.npy``, ``.csv`` or ``.npz`` key ``z``) and save the curves."""
-    dest = _check_out(out, ".npy", force)
-    z = load_curves(codes, n_points=model.latent_dim, key="z", min_points=1, what="codes").curves
-    curves = model.decode(z)
-    save_npy(dest, curves)
-    return curves
+def decode_file(model: CurveModel, codes: PathLike, out: PathLike, *, force: bool = False,
+                chunk: int = STREAM_CHUNK, progress: Progress | None = None) -> tuple[int, int]:
+    """Decode the codes in ``codes`` (``.npy``, ``.zarr``, ``.csv`` or ``.npz`` key ``z``) and save the curves.
+
+    ``out`` is a ``.npy``, ``.npz`` (key ``curves``) or ``.zarr`` (array
+    ``curves``). Returns the shape written.
+    """
+    dest = check_output(out, force=force)
+    chunk = check_chunk(chunk)
+    src = open_rows(codes, n_cols=model.latent_dim, what="codes", min_cols=1)
+    n = src.shape[0]
+    sink = open_sink(dest, {"curves": ((n, model.n_points), "float32")}, chunk_rows=chunk)
+    stream_rows(src, sink, lambda rows, i: {"curves": decode_chunk(model, rows, start=i)}, chunk=chunk,
+                progress=progress)
+    return n, model.n_points
 
 
 def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = None,
@@ -58,115 +105,84 @@ def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = 
     return curves
 
 
-def _column(res: FitResult, name: str, *, first_chunk: bool) -> np.ndarray:
-    """The rows of one output array for one chunk, in the .npz's encoding."""
-    if name == "ood":
-        return np.full(res.z.shape[0], -1, np.int8) if res.ood is None else res.ood.astype(np.int8)
-    if name == "ood_threshold":  # one value for the whole file, written with the first chunk
-        return np.array([np.nan if res.ood_threshold is None else res.ood_threshold])[: int(first_chunk)]
-    return getattr(res, name)
-
-
 def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
-             chunk: int = 4096, progress: Callable[[int, int], None] | None = None,
-             grid: PathLike | None = None, clip_range: bool = False,
+             chunk: int = STREAM_CHUNK, progress: Progress | None = None,
+             grid: PathLike | None = None, clip_range: bool = False, skip_bad_rows: bool = False,
              columns: tuple[str, str, str] = LONG_COLUMNS, **fit_kw: Any) -> dict[str, Any]:
-    """Fit every target in ``targets`` and save the results as ``.npz``.
+    """Fit every target in ``targets`` and save the results as ``.npz`` or ``.zarr``.
 
     The keys are ``z``, ``residual``, ``rms``, ``n_obs``, ``success``, ``nfev``,
     ``message`` and ``x_hat``; with uncertainty (the default), also ``cov``,
     ``z_std``, ``sigma``, ``chi2``, ``band_lo``, ``band_hi``,
     ``ill_conditioned``, ``ood`` (int8: 1 flagged, 0 not, -1 unavailable for
-    this bundle), ``ood_threshold`` (one value, NaN when unavailable) and
-    ``ood_reason``. Targets on their own grid (an ``.npz`` with a ``grid``,
-    ``grid=FILE``, or a long-format CSV, see :mod:`curvae.runtime.targets`)
-    add ``x_obs`` and ``x_hat_obs`` (their points, NaN-padded), and long
-    format adds ``ids``.
+    this bundle or this row), ``ood_threshold`` (one value, NaN when
+    unavailable) and ``ood_reason``. Targets on their own grid (an ``.npz``
+    with a ``grid``, ``grid=FILE``, or a long-format CSV, see
+    :mod:`curvae.runtime.targets`) add ``x_obs`` and ``x_hat_obs`` (their
+    points, NaN-padded), and long format adds ``ids``. With
+    ``skip_bad_rows``, ``skipped_rows`` and ``skipped_reasons`` list the rows
+    left unfitted (see :func:`curvae.runtime.chunks.fit_chunk`).
 
-    Targets on the model grid stream in chunks of ``chunk`` rows (a ``.npy``
-    is read chunk by chunk from disk) and results go to disk chunk by chunk,
-    so memory stays bounded however many targets there are; NaN marks an
-    unobserved point. ``progress(done, total)`` is called after each chunk.
+    Targets on the model grid (``.npy``, ``.zarr``) stream in chunks of
+    ``chunk`` rows, read from disk chunk by chunk, and results go to disk
+    chunk by chunk, so memory stays bounded however many targets there are;
+    NaN marks an unobserved point. ``progress(done, total)`` is called after
+    each chunk.
 
     Returns
     -------
     dict
-        :meth:`FitResult.summary` over all targets, with ``n_ood``, the
-        layout read (``kind``), the CSV ``header`` if any and the points
-        ``clip_range`` dropped.
+        :meth:`FitResult.summary` over all targets, with ``n_ood``,
+        ``n_skipped``, the layout read (``kind``), the CSV ``header`` if any
+        and the points ``clip_range`` dropped.
     """
-    dest = _check_out(out, ".npz", force)
-    if not isinstance(chunk, int) or chunk < 1:
-        raise InputError(f"chunk={chunk!r} must be a positive integer")
+    dest = check_output(out, force=force, allowed=(".npz", ".zarr"))
+    chunk = check_chunk(chunk)
     read = None
-    if grid is not None or Path(targets).suffix.lower() != ".npy":
+    if grid is not None or Path(targets).suffix.lower() not in (".npy", ".zarr"):
         read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, grid=grid,
                                 clip_range=clip_range, columns=columns)
     info = {"kind": "model grid" if read is None else read.kind, "header": None if read is None else read.header,
             "dropped": 0 if read is None else read.dropped}
     if read is not None and read.observations is not None:
-        res = model.fit(None, observations=read.observations, **fit_kw)
-        extra = {"x_obs": read.observations.x.astype(np.float64), "x_hat_obs": res.x_hat_obs}
-        if read.ids is not None:
-            extra["ids"] = read.ids
-        specs = _specs(len(res.z), model, fit_kw, extra)
-        writer = NpzStreamWriter(dest, specs)
-        try:
-            for name in specs:
-                writer.append(name, extra[name] if name in extra else _column(res, name, first_chunk=True))
-            writer.commit()
-        except BaseException:
-            writer.discard()
-            raise
-        if progress is not None:
-            progress(len(res.z), len(res.z))
-        return {**res.summary(), "n_ood": None if res.ood is None else int(res.ood.sum()), **info}
-    source = open_curves(targets, n_points=model.n_points) if read is None else CurveSource(read.values)
-    n, p = source.shape[0], model.n_points
-    specs = _specs(n, model, fit_kw, {})
-    writer = NpzStreamWriter(dest, specs)
-    parts: dict[str, list[np.ndarray]] = {"residual": [], "success": [], "nfev": []}
-    n_ood: int | None = None
-    try:
-        for i in range(0, n, chunk):
-            rows = as_matrix(source.read(i, i + chunk), name="targets", n_cols=p, col_name="points", row_offset=i,
-                             allow_nan=True)
-            res = model.fit(rows, **fit_kw)
-            for name in specs:
-                writer.append(name, _column(res, name, first_chunk=i == 0))
-            for name, kept in parts.items():
-                kept.append(getattr(res, name))
-            if res.ood is not None:
-                n_ood = (n_ood or 0) + int(res.ood.sum())
-            if progress is not None:
-                progress(min(i + chunk, n), n)
-        writer.commit()
-    except BaseException:
-        writer.discard()
-        raise
-    # (n,) each: 17 bytes per target, 17 MB per million
-    summary = summarise_fits(*(np.concatenate(parts[k]) for k in ("residual", "success", "nfev")))
-    return {**summary, "n_ood": n_ood, **info}
+        return {**_fit_observations(model, read, dest, progress, fit_kw), **info}
+    source = open_rows(targets, n_cols=model.n_points, what="targets") if read is None else CurveSource(read.values)
+    n = source.shape[0]
+    specs = fit_columns_for(model, n, fit_kw)
+    tally = FitTally()
+
+    def kernel(rows: np.ndarray, start: int) -> dict[str, np.ndarray]:
+        res, skipped = fit_chunk(model, rows, start=start, skip_bad_rows=skip_bad_rows, **fit_kw)
+        tally.add(res, skipped)
+        return {name: column(res, name) for name in specs if name != "ood_threshold"}
+
+    sink = open_sink(dest, specs, chunk_rows=chunk)
+    stream_rows(source, Finishing(sink, lambda: tally.finish(sink, specs, skip_bad_rows)), kernel, chunk=chunk,
+                progress=progress)
+    return {**tally.summary(), **info}
 
 
-def _specs(n: int, model: CurveModel, fit_kw: dict, extra: dict[str, np.ndarray]) -> dict:
-    """Name → (shape, dtype) of every array ``fit_file`` writes."""
-    d, p = model.latent_dim, model.n_points
-    specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "rms": ((n,), "float64"),
-             "n_obs": ((n,), "int64"), "success": ((n,), "bool"), "nfev": ((n,), "int64"), "message": ((n,), "U64"),
-             "x_hat": ((n, p), "float32")}
-    if fit_kw.get("uncertainty", True):
-        specs.update({"cov": ((n, d, d), "float64"), "z_std": ((n, d), "float64"), "sigma": ((n,), "float64"),
-                      "chi2": ((n,), "float64"), "band_lo": ((n, p), "float32"), "band_hi": ((n, p), "float32"),
-                      "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
-                      "ood_reason": ((n,), "U160")})
-    if fit_kw.get("method") == "mcmc":
-        from curvae.runtime.mcmc import McmcOptions
-
-        specs["samples"] = ((n, McmcOptions().n_samples, d), "float32")
+def _fit_observations(model: CurveModel, read, dest: Path, progress: Progress | None,
+                      fit_kw: dict[str, Any]) -> dict[str, Any]:
+    """Targets on grids of their own (loaded whole: CSV and .npz are small): one fit, one write."""
+    res = model.fit(None, observations=read.observations, **fit_kw)
+    extra = {"x_obs": read.observations.x.astype(np.float64), "x_hat_obs": res.x_hat_obs}
+    if read.ids is not None:
+        extra["ids"] = read.ids
+    specs = fit_columns_for(model, len(res.z), fit_kw)
     for name, arr in extra.items():
         specs[name] = (arr.shape, "U64" if arr.dtype.kind in "US" else str(arr.dtype))
-    return specs
+    sink = open_sink(dest, specs, chunk_rows=max(len(res.z), 1))
+    try:
+        for name in specs:
+            sink.write(name, 0, extra[name] if name in extra else column(res, name))
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    _progress_rows(progress, len(res.z), len(res.z))
+    return {**res.summary(), "n_ood": None if res.ood is None else int(res.ood.sum()), "n_skipped": 0,
+            "skipped_first": None}
 
 
 def load_sigma(sigma: float | None, sigma_file: PathLike | None) -> float | np.ndarray | None:

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import MissingRuntimeError
-from curvae.core.seeding import Seed, rng
+from curvae.core.seeding import Seed, entropy, row_rng
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,7 @@ def sample_posterior(
     prior: bool,
     options: McmcOptions = McmcOptions(),
     seed: Seed = None,
+    row_offset: int = 0,
 ) -> NDArray[np.float32]:
     """Posterior samples of z for each target.
 
@@ -71,6 +72,9 @@ def sample_posterior(
         The optimum and its Laplace standard deviations (the starting ball).
     sigma : ndarray of shape (n, P)
         Noise level per target and point.
+    seed, row_offset : Seed, int
+        Target ``i`` starts its walkers from ``(seed, row_offset + i)``, so its
+        samples do not depend on which chunk of a larger set it came in.
 
     Returns
     -------
@@ -78,7 +82,7 @@ def sample_posterior(
         ``m = n_walkers · (n_steps − burn) / thin`` samples per target.
     """
     emcee = _emcee()
-    g = rng(seed)
+    base = entropy(seed)
     n, d = z_hat.shape
     w = options.n_walkers
     out = []
@@ -92,6 +96,7 @@ def sample_posterior(
                 lp -= 0.5 * np.sum(zs**2, axis=1)
             return np.where(np.isfinite(lp), lp, -np.inf)
 
+        g = row_rng(base, row_offset + i)
         scale = np.where(np.isfinite(z_std[i]) & (z_std[i] > 0), z_std[i], 1e-3)
         start = z_hat[i].astype(np.float64) + 0.1 * scale * g.standard_normal((w, d))
         sampler = emcee.EnsembleSampler(w, d, log_prob, vectorize=True)

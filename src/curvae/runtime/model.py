@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from curvae.core.errors import BundleError, InputError
-from curvae.core.seeding import Seed, rng
+from curvae.core.errors import BadRowsError, BundleError, InputError
+from curvae.core.seeding import Seed, entropy, row_normals
 from curvae.runtime import onnxrt
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.bundle import Manifest, read_bundle, sha256_bytes, vet_graph
@@ -84,6 +84,12 @@ def _check_out(out: object, shape: tuple[int, int], codes: np.ndarray) -> None:
         raise InputError(f"out overlaps the codes being decoded; {fix}")
 
 
+def _nonnegative_int(name: str, value: object) -> None:
+    """Refuse anything but an integer >= 0 (bools and floats included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InputError(f"{name}={value!r} must be an integer >= 0")
+
+
 def _positive_int(name: str, value: object) -> None:
     """Refuse anything but a positive integer (bools and floats included)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
@@ -132,6 +138,21 @@ class CurveModel:
             vet_graph(data, opset, ir_version, name=info.file)
         self.__init__(Path(state["path"]), manifest, None, None, state["variant"], graphs=tuple(state["graphs"]),
                       session_args=state["session_args"])
+
+    def __dask_tokenize__(self) -> tuple:
+        """A cheap, stable token for Dask (the graphs' hashes and options), so a model is one key in a task graph."""
+        return ("CurveModel", self.manifest.graphs(self.variant)[0].sha256, self.manifest.graphs(self.variant)[1].sha256,
+                self.variant, repr(self._session_args))
+
+    def with_threads(self, threads: int | None) -> CurveModel:
+        """This model with ``threads`` intra-op threads per session (for worker processes); sessions open lazily."""
+        if self._graphs is None:
+            raise InputError("this CurveModel was not opened by CurveModel.load, so it cannot be copied")
+        state = self.__getstate__()
+        state["session_args"] = {**state["session_args"], "threads": threads}
+        other = CurveModel.__new__(CurveModel)
+        other.__setstate__(state)
+        return other
 
     @property
     def _enc(self):
@@ -231,11 +252,11 @@ class CurveModel:
         return self._placement
 
     # ------------------------------------------------------------- inference
-    def _curves(self, curves: ArrayLike, name: str = "curves") -> NDArray[np.float32]:
-        return as_matrix(curves, name=name, n_cols=self.n_points, col_name="points")
+    def _curves(self, curves: ArrayLike, name: str = "curves", row_offset: int = 0) -> NDArray[np.float32]:
+        return as_matrix(curves, name=name, n_cols=self.n_points, col_name="points", row_offset=row_offset)
 
-    def _codes(self, z: ArrayLike, name: str = "z") -> NDArray[np.float32]:
-        return as_matrix(z, name=name, n_cols=self.latent_dim, col_name="latent dims")
+    def _codes(self, z: ArrayLike, name: str = "z", row_offset: int = 0) -> NDArray[np.float32]:
+        return as_matrix(z, name=name, n_cols=self.latent_dim, col_name="latent dims", row_offset=row_offset)
 
     def posterior(self, curves: ArrayLike) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Return the encoder's posterior parameters.
@@ -252,7 +273,8 @@ class CurveModel:
         _, mu, logvar = self._run_encoder(x, np.zeros((x.shape[0], self.latent_dim), np.float32))
         return mu, logvar
 
-    def encode(self, curves: ArrayLike, *, sample: bool = False, seed: Seed = None) -> NDArray[np.float32]:
+    def encode(self, curves: ArrayLike, *, sample: bool = False, seed: Seed = None,
+               row_offset: int = 0) -> NDArray[np.float32]:
         """Encode curves to latent codes.
 
         Parameters
@@ -262,18 +284,24 @@ class CurveModel:
             False returns the posterior mean μ; True returns
             ``z = μ + exp(logvar / 2) · eps`` with ``eps ~ N(0, I)`` drawn by numpy.
         seed : int, Generator or None
-            Seeds ``eps`` when ``sample`` is True.
+            Seeds ``eps`` when ``sample`` is True. Each row's ``eps`` comes from
+            ``(seed, its row index)`` (:func:`curvae.core.seeding.row_normals`),
+            so encoding a set in chunks gives the same codes as encoding it whole.
+        row_offset : int
+            Index of the first row within a larger set (a chunk of it): used by
+            the seeded draws and by error messages, which name that set's rows.
 
         Returns
         -------
         ndarray of shape (n_curves, latent_dim), float32
         """
-        x = self._curves(curves)
+        x = self._curves(curves, row_offset=row_offset)
         if sample:
-            eps = rng(seed).standard_normal((x.shape[0], self.latent_dim)).astype(np.float32)
+            n = x.shape[0]
+            eps = row_normals(entropy(seed), row_offset, row_offset + n, (self.latent_dim,)).astype(np.float32)
         else:
             eps = np.zeros((x.shape[0], self.latent_dim), np.float32)
-        z, mu, _ = self._run_encoder(x, eps)
+        z, mu, _ = self._run_encoder(x, eps, row_offset)
         return z if sample else mu
 
     def encode_with_noise(self, curves: ArrayLike, eps: ArrayLike) -> tuple[NDArray[np.float32], ...]:
@@ -294,7 +322,8 @@ class CurveModel:
             raise InputError(f"eps has {e.shape[0]} rows but curves has {x.shape[0]}; pass one eps row per curve")
         return self._run_encoder(x, e)
 
-    def decode(self, z: ArrayLike, *, out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
+    def decode(self, z: ArrayLike, *, out: NDArray[np.float32] | None = None,
+               row_offset: int = 0) -> NDArray[np.float32]:
         """Decode latent codes to curves.
 
         Parameters
@@ -309,8 +338,12 @@ class CurveModel:
         -------
         ndarray of shape (n_codes, n_points), float32
             ``out`` when given.
+
+        ``row_offset`` is the index of the first row within a larger set, for
+        error messages that name that set's rows.
         """
         codes = as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims", max_abs=MAX_ABS_Z,
+                          row_offset=row_offset,
                           bound_hint="latent codes live on the N(0, I) prior's scale: pass codes from encode/fit/sample")
         if out is not None:
             _check_out(out, (codes.shape[0], self.n_points), codes)
@@ -324,7 +357,7 @@ class CurveModel:
         ndarray of shape (n, n_points), float32
         """
         _positive_int("n", n)
-        z = rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
+        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
         return self._run_decoder(z)
 
     def fit(
@@ -345,6 +378,7 @@ class CurveModel:
         clip_range: bool = False,
         observations: Observations | None = None,
         chunk_rows: int = FIT_CHUNK_ROWS,
+        row_offset: int = 0,
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -363,7 +397,9 @@ class CurveModel:
             Extra starts drawn from the prior are tried when > 1; the lowest
             residual wins.
         seed : int, Generator or None
-            Seeds the extra starts.
+            Seeds the extra starts and the MCMC walkers, per target: target
+            ``i`` draws from ``(seed, row_offset + i)``, so a target's fit does
+            not depend on how a set of targets is chunked.
         max_iter : int
             Iteration cap (per target for the scipy methods).
         prior_weight : float
@@ -396,8 +432,10 @@ class CurveModel:
         chunk_rows : int
             Targets are fitted in chunks of this many rows, so the working
             memory beyond the inputs and outputs stays flat as their number
-            grows. Extra starts and MCMC draws come from one generator across
-            chunks, so with ``n_starts > 1`` they depend on the chunk size.
+            grows; the results do not depend on it.
+        row_offset : int
+            Index of the first target within a larger set, when fitting a chunk
+            of it: seeded draws and error messages use that set's row numbers.
 
         Returns
         -------
@@ -408,8 +446,9 @@ class CurveModel:
             ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood``,
             ``ood_threshold`` and ``ood_reason``.
         """
-        obs = observations if observations is not None else self._observe(targets, grid, clip_range)
-        t = obs.values if obs is not None else self._curves(targets, name="targets")
+        _nonnegative_int("row_offset", row_offset)
+        obs = observations if observations is not None else self._observe(targets, grid, clip_range, row_offset)
+        t = obs.values if obs is not None else self._curves(targets, name="targets", row_offset=row_offset)
         if method not in MODEL_FIT_METHODS:
             raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(MODEL_FIT_METHODS)}")
         if init not in FIT_INITS:
@@ -435,55 +474,63 @@ class CurveModel:
                           prior_weight=float(prior_weight), bound=bound, weights=weights, init=init,
                           n_starts=int(n_starts))
         job = {"opts": opts, "uncertainty": uncertainty or method == "mcmc", "noise": noise,
-               "quantile": float(ood_quantile), "mcmc": method == "mcmc", "g": rng(seed)}
+               "quantile": float(ood_quantile), "mcmc": method == "mcmc",
+               "seed": entropy(seed) if n_starts > 1 or method == "mcmc" else 0}
         n = t.shape[0]
         # Internal row chunks keep the working memory (Jacobians, probes) flat however many targets there are.
-        parts = [self._fit_rows(t[i:i + chunk_rows], None if obs is None else obs.take(slice(i, i + chunk_rows)), job)
+        parts = [self._fit_rows(t[i:i + chunk_rows], None if obs is None else obs.take(slice(i, i + chunk_rows)), job,
+                                row_offset + i)
                  for i in range(0, n, chunk_rows)]
         return parts[0] if len(parts) == 1 else concat_fits(parts)
 
-    def _fit_rows(self, t: NDArray[np.float32], obs: Observations | None, job: dict) -> FitResult:
+    def _fit_rows(self, t: NDArray[np.float32], obs: Observations | None, job: dict, start: int) -> FitResult:
         """Fit one chunk of targets: start, engine, uncertainty, and MCMC when asked."""
         opts: FitOptions = job["opts"]
         n = t.shape[0]
         if opts.init == "zero":
             z0 = np.zeros((n, self.latent_dim), np.float32)
         elif obs is None:
-            z0 = self.encode(t)
+            z0 = self.encode(t, row_offset=start)
         elif obs.aligned:  # the encoder needs whole curves: a mask's gaps are interpolated
-            z0 = self.encode(obs.impute(t, self.grid))
+            z0 = self.encode(obs.impute(t, self.grid), row_offset=start)
         else:  # outside a target's own x-range: the prior mean's decoding, then once more from the code found
             z0 = np.zeros((n, self.latent_dim), np.float32)
             for _ in range(2):
-                z0 = self.encode(obs.impute(self._run_decoder(z0), self.grid))
+                z0 = self.encode(obs.impute(self._run_decoder(z0), self.grid), row_offset=start)
         if opts.n_starts == 1:
             res, jac = fit_with_jacobian(self._run_decoder, t, z0, opts, obs)
         else:
-            res, jac = self._multi_start(t, z0, opts.n_starts, job["g"], opts, obs)
+            res, jac = self._multi_start(t, z0, opts.n_starts, job["seed"], start, opts, obs)
         if not job["uncertainty"]:
             return res
         prior = opts.prior_weight > 0
         res = annotate(res, jac, t, sigma=job["noise"], prior=prior, record=self.manifest.fit_residuals,
                        quantile=job["quantile"], obs=obs)
-        return self._sample(res, t, job["noise"], prior, job["g"]) if job["mcmc"] else res
+        return self._sample(res, t, job["noise"], prior, job["seed"], start) if job["mcmc"] else res
 
-    def _observe(self, targets: ArrayLike, grid: ArrayLike | None, clip_range: bool) -> Observations | None:
+    def _observe(self, targets: ArrayLike, grid: ArrayLike | None, clip_range: bool,
+                 row_offset: int = 0) -> Observations | None:
         """Observations for targets on their own grid or with NaN; None for complete targets on the model grid."""
         if grid is not None:
-            raw = as_matrix(targets, name="targets", col_name="points", allow_nan=True, min_cols=1)
+            raw = as_matrix(targets, name="targets", col_name="points", allow_nan=True, min_cols=1,
+                            row_offset=row_offset)
             x = as_matrix(np.atleast_2d(np.asarray(grid, dtype=np.float64)), name="grid", col_name="x values",
                           min_cols=1)[0]
-            return on_shared_grid(raw, x, self.grid, latent_dim=self.latent_dim, clip_range=clip_range)[0]
-        t = as_matrix(targets, name="targets", n_cols=self.n_points, col_name="points", allow_nan=True)
-        return on_model_grid(t, latent_dim=self.latent_dim) if np.isnan(t).any() else None
+            return on_shared_grid(raw, x, self.grid, latent_dim=self.latent_dim, clip_range=clip_range,
+                                  names=lambda i: str(i + row_offset))[0]
+        t = as_matrix(targets, name="targets", n_cols=self.n_points, col_name="points", allow_nan=True,
+                      row_offset=row_offset)
+        return (on_model_grid(t, latent_dim=self.latent_dim, row_offset=row_offset)
+                if np.isnan(t).any() else None)
 
-    def _sample(self, res: FitResult, t, noise, prior: bool, seed: Seed) -> FitResult:
+    def _sample(self, res: FitResult, t, noise, prior: bool, seed: int, start: int) -> FitResult:
         """MCMC around the LM optimum; the covariance and band become the samples' own."""
         from curvae.runtime.mcmc import sample_posterior
 
         n, p = t.shape
         sigma = np.broadcast_to(noise if noise is not None else res.sigma[:, None], (n, p))
-        samples = sample_posterior(self._run_decoder, t, res.z, res.z_std, sigma, prior=prior, seed=seed)
+        samples = sample_posterior(self._run_decoder, t, res.z, res.z_std, sigma, prior=prior, seed=seed,
+                                   row_offset=start)
         m = samples.shape[1]
         centred = samples.astype(np.float64) - samples.mean(axis=1, keepdims=True)
         cov = np.einsum("nmi,nmj->nij", centred, centred) / max(m - 1, 1)
@@ -492,11 +539,12 @@ class CurveModel:
         return replace(res, samples=samples, cov=cov, z_std=np.sqrt(np.diagonal(cov, axis1=1, axis2=2)),
                        band_lo=lo.astype(np.float32), band_hi=hi.astype(np.float32))
 
-    def _multi_start(self, t, z0, n_starts: int, seed: Seed, opts: FitOptions,
+    def _multi_start(self, t, z0, n_starts: int, seed: int, start: int, opts: FitOptions,
                      obs: Observations | None = None) -> tuple[FitResult, np.ndarray]:
         """Fit from ``z0`` and ``n_starts - 1`` prior draws per target; keep each target's best converged fit."""
         n = t.shape[0]
-        extra = rng(seed).standard_normal((n_starts - 1, n, self.latent_dim)).astype(np.float32)
+        draws = row_normals(seed, start, start + n, (n_starts - 1, self.latent_dim))  # (n, k - 1, d)
+        extra = np.ascontiguousarray(draws.transpose(1, 0, 2), dtype=np.float32)
         starts = np.concatenate([z0[None], extra]).reshape(-1, self.latent_dim)
         res, jac = fit_with_jacobian(self._run_decoder, np.tile(t, (n_starts, 1)), starts, opts,
                                      None if obs is None else obs.tile(n_starts))
@@ -509,7 +557,7 @@ class CurveModel:
                          x_hat_obs=None if res.x_hat_obs is None else res.x_hat_obs[best]), jac[best]
 
     # -------------------------------------------------------------- sessions
-    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
+    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32], row_offset: int = 0):
         if x.shape[0] <= CHUNK_ROWS:
             outs = tuple(self._enc.run(None, {"x": x, "eps": eps}))
         else:
@@ -520,9 +568,9 @@ class CurveModel:
                     dst[i:i + CHUNK_ROWS] = part
         bad = ~np.isfinite(outs[0]).all(axis=1) | ~np.isfinite(outs[2]).all(axis=1)  # (n,): cheap, n × latent
         if bad.any():
-            rows = np.flatnonzero(bad)
-            raise InputError(f"curves rows {rows[:5].tolist()}{'…' if rows.size > 5 else ''} give non-finite codes; "
-                             "their values are far outside what the model was trained on: check their scale")
+            rows = np.flatnonzero(bad) + row_offset
+            raise BadRowsError(f"curves rows {rows[:5].tolist()}{'…' if rows.size > 5 else ''} give non-finite codes; "
+                               "their values are far outside what the model was trained on: check their scale", rows)
         return outs
 
     def _run_decoder(self, z: NDArray[np.float32], out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from curvae.core.errors import InputError
+from curvae.core.errors import BadRowsError, InputError
 
 
 @dataclass(frozen=True)
@@ -113,20 +113,23 @@ def _fill_gaps(values: NDArray[np.float32], observed: NDArray[np.bool_], grid: N
     return vl + frac * (vr - vl)
 
 
-def _min_points(n_obs: NDArray, need: int, names) -> None:
+def _min_points(n_obs: NDArray, need: int, names, row_offset: int = 0) -> None:
     short = np.flatnonzero(n_obs < need)
     if short.size:
         i = int(short[0])
-        raise InputError(f"target {names(i)} has {int(n_obs[i])} observed points; at least {need} (latent_dim + 1) "
-                         "are needed to fit it: drop that target or give more points")
+        raise BadRowsError(f"target {names(i)} has {int(n_obs[i])} observed points; at least {need} (latent_dim + 1) "
+                           "are needed to fit it: drop that target or give more points", short + row_offset)
 
 
-def on_model_grid(values: NDArray, *, latent_dim: int, names=str) -> Observations:
-    """Targets on the model grid, with NaN where a point was not observed."""
+def on_model_grid(values: NDArray, *, latent_dim: int, row_offset: int = 0) -> Observations:
+    """Targets on the model grid, with NaN where a point was not observed.
+
+    ``row_offset`` is the index of the first row in a larger set, for messages.
+    """
     v = np.asarray(values, dtype=np.float32)
     n, p = v.shape
     observed = np.isfinite(v)
-    _min_points(observed.sum(axis=1), latent_dim + 1, names)
+    _min_points(observed.sum(axis=1), latent_dim + 1, lambda i: str(i + row_offset), row_offset)
     # Aligned observations are applied as a mask; i0, w0, w1 and x are the equivalent gather
     # (read-only views, no memory), kept so that every Observations means the same thing.
     i0 = np.broadcast_to(np.minimum(np.arange(p), p - 2), (n, p))

@@ -1,0 +1,224 @@
+"""``encode``, ``decode`` and ``fit`` over Dask arrays chunked along rows; they return Dask arrays, lazily.
+
+Each block runs the runtime's chunk kernel (:mod:`curvae.runtime.chunks`)
+with the index of its first row, so errors name the row in the whole array
+and seeded draws follow the row, not the chunking: ``compute()`` gives what
+the same call on the whole numpy array gives. Every ``map_blocks`` call states
+its ``dtype`` and ``meta``, so Dask never runs onnxruntime on an empty probe
+block. The model enters the graph once (one key, pickled as its verified
+graph bytes) and each worker process opens its sessions once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from curvae.core.errors import InputError
+from curvae.core.seeding import Seed, entropy
+from curvae.runtime.chunks import Skipped, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
+from curvae.runtime.fit import FitResult
+from curvae.runtime.model import CurveModel
+from curvae.scale.cluster import distributed_module
+
+
+def _da():
+    distributed_module()  # the one-line error when the extra is missing
+    import dask
+    import dask.array as da
+
+    return dask, da
+
+
+def check_rows(x: Any, n_cols: int, name: str):
+    """``x`` must be a 2-D Dask array of real numbers with ``n_cols`` columns in a single chunk."""
+    _, da = _da()
+    if not isinstance(x, da.Array):
+        raise InputError(f"{name} is a {type(x).__name__}, not a dask.array.Array; wrap it with "
+                         f"dask.array.from_array({name}, chunks=(rows, -1)) or call CurveModel directly")
+    if x.ndim != 2 or x.shape[1] != n_cols:
+        raise InputError(f"{name} has shape {x.shape}; it must be 2-D (rows, {n_cols})")
+    if np.dtype(x.dtype).kind not in "fiu":
+        raise InputError(f"{name} has dtype {x.dtype}; it must hold real numbers: {name}.astype('float32')")
+    if len(x.chunks[1]) != 1:
+        raise InputError(f"{name} is chunked along its {n_cols} columns (chunks {x.chunks[1]}); each task needs "
+                         f"whole rows: pass {name}.rechunk({{1: -1}})")
+    if any(c == 0 for c in x.chunks[0]):
+        x = x.rechunk({0: tuple(c for c in x.chunks[0] if c)})
+    return x
+
+
+def model_key(model: CurveModel, threads: int | None = None):
+    """The model as one Dask key (pickled once into the graph), with ``threads`` onnxruntime threads per task."""
+    dask, _ = _da()
+    m = model if threads is None else model.with_threads(threads)
+    return dask.delayed(m, pure=True, traverse=False)
+
+
+def _start(block_info: dict | None) -> int:
+    return int(block_info[0]["array-location"][0][0])
+
+
+def _encode_block(x: np.ndarray, model: CurveModel, sample: bool, seed: int, block_info=None) -> np.ndarray:
+    return encode_chunk(model, x, start=_start(block_info), sample=sample, seed=seed)
+
+
+def _decode_block(z: np.ndarray, model: CurveModel, block_info=None) -> np.ndarray:
+    return decode_chunk(model, z, start=_start(block_info))
+
+
+def encode(model: CurveModel, curves, *, sample: bool = False, seed: Seed = None, threads: int | None = None):
+    """Codes of ``curves``, lazily: :meth:`CurveModel.encode` per block.
+
+    Parameters
+    ----------
+    curves : dask.array.Array of shape (n, n_points), chunked along rows only
+    sample, seed
+        As in :meth:`CurveModel.encode`; one seed serves the whole array.
+    threads : int, optional
+        onnxruntime intra-op threads per task (see :mod:`curvae.scale.cluster`).
+
+    Returns
+    -------
+    dask.array.Array of shape (n, latent_dim), float32, chunked like ``curves``
+    """
+    _, da = _da()
+    x = check_rows(curves, model.n_points, "curves")
+    return da.map_blocks(_encode_block, x, model=model_key(model, threads), sample=bool(sample),
+                         seed=entropy(seed) if sample else 0, chunks=(x.chunks[0], (model.latent_dim,)),
+                         dtype=np.float32, meta=np.empty((0, 0), np.float32))
+
+
+def decode(model: CurveModel, codes, *, threads: int | None = None):
+    """Curves of ``codes``, lazily: :meth:`CurveModel.decode` per block.
+
+    Parameters
+    ----------
+    codes : dask.array.Array of shape (n, latent_dim), chunked along rows only
+
+    Returns
+    -------
+    dask.array.Array of shape (n, n_points), float32
+    """
+    _, da = _da()
+    z = check_rows(codes, model.latent_dim, "codes")
+    return da.map_blocks(_decode_block, z, model=model_key(model, threads), chunks=(z.chunks[0], (model.n_points,)),
+                         dtype=np.float32, meta=np.empty((0, 0), np.float32))
+
+
+def _fit_block(x: np.ndarray, model: CurveModel, skip_bad_rows: bool, fit_kw: dict, block_info=None) -> np.ndarray:
+    out = np.empty((1,), object)
+    out[0] = fit_chunk(model, x, start=_start(block_info), skip_bad_rows=skip_bad_rows, **fit_kw)
+    return out
+
+
+def _field_block(b: np.ndarray, field: str, field_dtype: np.dtype) -> np.ndarray:
+    return np.asarray(getattr(b[0][0], field), dtype=field_dtype)
+
+
+def _skipped_block(b: np.ndarray) -> np.ndarray:
+    out = np.empty((1,), object)
+    out[0] = b[0][1]
+    return out
+
+
+def fit_blocks(model_ref, x, *, skip_bad_rows: bool, fit_kw: dict):
+    """One object per block of ``x``: its ``(FitResult, Skipped)``; the graph every fit output builds on."""
+    _, da = _da()
+    return da.map_blocks(_fit_block, x, model=model_ref, skip_bad_rows=skip_bad_rows, fit_kw=fit_kw,
+                         chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
+                         meta=np.empty((0,), object))
+
+
+def fit_kwargs(fit_kw: dict) -> dict:
+    """``fit_kw`` with its seed made one integer for the whole set (so every block draws from the same one)."""
+    kw = dict(fit_kw)
+    if kw.get("n_starts", 1) > 1 or kw.get("method") == "mcmc":
+        kw["seed"] = entropy(kw.get("seed"))
+    return kw
+
+
+@dataclass(frozen=True)
+class FitArrays:
+    """A fit over a Dask array, lazily: one Dask array per :class:`FitResult` field.
+
+    Attributes
+    ----------
+    fields : dict of str to dask.array.Array
+        ``z`` (n, latent_dim), ``residual``, ``success``, ``nfev``, ``message``,
+        ``rms``, ``n_obs`` (n,), ``x_hat`` (n, n_points) and, with uncertainty,
+        ``cov``, ``z_std``, ``sigma``, ``chi2``, ``band_lo``, ``band_hi``,
+        ``ill_conditioned``, ``ood`` (when the bundle records held-out
+        residuals) and ``ood_reason``; ``samples`` with ``method="mcmc"``.
+        Computing several together (``dask.compute``, ``da.store``) fits each block once.
+    blocks : dask.array.Array
+        One object per block: its ``(FitResult, Skipped)``.
+    ood_threshold : float or None
+        The out-of-family threshold (known without fitting anything).
+    """
+
+    fields: dict
+    blocks: Any
+    ood_threshold: float | None
+
+    def skipped(self):
+        """The rows ``skip_bad_rows`` left out, lazily: a Dask object array, one :class:`Skipped` per block."""
+        return self.blocks.map_blocks(_skipped_block, dtype=object, meta=np.empty((0,), object))
+
+    def compute(self, **kwargs: Any) -> tuple[FitResult, Skipped]:
+        """Fit every block once and return the whole :class:`FitResult` and the skipped rows."""
+        dask, _ = _da()
+        values, skipped = dask.compute(self.fields, self.skipped(), **kwargs)
+        res = FitResult(**values, ood_threshold=self.ood_threshold)
+        return res, Skipped.join([s for s in skipped if len(s)])
+
+
+def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int | None = None,
+        **fit_kw: Any) -> FitArrays:
+    """Fit every row of ``targets`` (on the model grid; NaN = unobserved), lazily.
+
+    Parameters
+    ----------
+    targets : dask.array.Array of shape (n, n_points), chunked along rows only
+    skip_bad_rows : bool
+        See :func:`curvae.runtime.chunks.fit_chunk`: without it a bad row
+        fails the computation with an error naming its row in ``targets``.
+    threads : int, optional
+        onnxruntime intra-op threads per task.
+    **fit_kw
+        Options of :meth:`CurveModel.fit` (not ``grid``/``observations``:
+        targets on their own grids are fitted in one process).
+
+    Returns
+    -------
+    FitArrays
+    """
+    from curvae.runtime.uncertainty import out_of_family
+
+    _, da = _da()
+    for bad in ("grid", "observations", "row_offset"):
+        if fit_kw.get(bad) is not None:
+            raise InputError(f"{bad}= is not available over Dask arrays; fit targets on their own grids with "
+                             "CurveModel.fit in one process")
+    x = check_rows(targets, model.n_points, "targets")
+    kw = fit_kwargs(fit_kw)
+    blocks = fit_blocks(model_key(model, threads), x, skip_bad_rows=skip_bad_rows, fit_kw=kw)
+    specs = fit_columns_for(model, x.shape[0], kw)
+    uncertainty = "ood" in specs
+    threshold = None
+    if uncertainty:
+        ood, threshold, _ = out_of_family(np.zeros(0), model.manifest.fit_residuals,
+                                          float(kw.get("ood_quantile", 0.99)))
+        if ood is None:
+            del specs["ood"]
+    specs.pop("ood_threshold", None)
+    fields = {}
+    for name, (shape, dtype) in specs.items():
+        dt = np.dtype(bool if name == "ood" else dtype)
+        tail = shape[1:]
+        fields[name] = da.map_blocks(_field_block, blocks, field=name, field_dtype=dt, chunks=(x.chunks[0], *((t,) for t in tail)),
+                                     new_axis=list(range(1, len(shape))) or None, dtype=dt,
+                                     meta=np.empty((0,) * len(shape), dt))
+    return FitArrays(fields=fields, blocks=blocks, ood_threshold=threshold)

@@ -1,0 +1,249 @@
+"""``curvae encode | decode | fit --dask``: the file commands, run on a Dask cluster.
+
+The input (``.npy`` read at offsets, ``.zarr``, or a small ``.npz``/``.csv``)
+becomes a Dask array of row blocks that each task reads where it runs; each
+task runs the runtime's chunk kernel on its block. A ``.zarr`` output is
+written by the tasks themselves into a temporary store, renamed on success;
+a ``.npz``/``.npy`` output is written by the client in row order, with a
+bounded number of blocks in flight. Either way the client keeps only
+counters, so its memory does not grow with the number of rows.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curvae.core.errors import ClusterError, CurvaeError, InputError
+from curvae.core.seeding import entropy
+from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
+from curvae.runtime.files import check_chunk
+from curvae.runtime.model import CurveModel
+from curvae.runtime.stores import Finishing, ZarrSink, ZarrSource, check_output, open_rows, open_sink
+from curvae.scale.arrays import _da, fit_kwargs, model_key
+from curvae.scale.cluster import Connection, connect
+
+Progress = Callable[[int, int], None]
+
+#: Most rows per task by default; fewer when that leaves too few tasks to keep every worker busy.
+MAX_TASK_ROWS = 65536
+
+
+def task_rows(n: int, n_workers: int, source: Any = None) -> int:
+    """Rows per task: about 4 tasks per worker, at most :data:`MAX_TASK_ROWS`, whole Zarr chunks where read from one."""
+    rows = max(1, min(MAX_TASK_ROWS, math.ceil(n / (4 * max(n_workers, 1)))))
+    if isinstance(source, ZarrSource) and source.chunks[0] < n:
+        rows = math.ceil(rows / source.chunks[0]) * source.chunks[0]
+    return rows
+
+
+class _Rows:
+    """A row source as Dask's ``from_array`` wants it: shape, dtype, ndim and 2-D slicing."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.shape = tuple(source.shape)
+        self.dtype = np.dtype(source.dtype)
+        self.ndim = 2
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        start, stop, _ = rows.indices(self.shape[0])
+        return np.asarray(self.source.read(start, stop))[:, cols]
+
+
+def rows_array(source: Any, rows: int):
+    """The Dask array of ``source``'s rows in blocks of ``rows`` (read by each task where it runs)."""
+    from dask.base import tokenize
+
+    _, da = _da()
+    name = "curvae-rows-" + tokenize(getattr(source, "path", None) or getattr(source, "_path", None) or id(source),
+                                     source.shape, str(source.dtype), rows)
+    return da.from_array(_Rows(source), chunks=(rows, source.shape[1]), lock=False, asarray=True, name=name,
+                         meta=np.empty((0, 0), source.dtype))
+
+
+def _start(block_info: dict) -> int:
+    return int(block_info[0]["array-location"][0][0])
+
+
+def _emit(columns: dict[str, np.ndarray], start: int, sink: ZarrSink | None, extra: Any = None) -> np.ndarray:
+    """Write a block's columns where the task runs (``.zarr``) or hand them back (``.npz``/``.npy``)."""
+    n_rows = len(next(iter(columns.values())))
+    if sink is not None:
+        for name, rows in columns.items():
+            sink.write(name, start, rows)
+        columns = {}
+    out = np.empty((1,), object)
+    out[0] = (start, n_rows, columns, extra)
+    return out
+
+
+def _encode_task(x, model: CurveModel, sample: bool, seed: int, sink, block_info=None):
+    start = _start(block_info)
+    return _emit({"z": encode_chunk(model, x, start=start, sample=sample, seed=seed)}, start, sink)
+
+
+def _decode_task(z, model: CurveModel, sink, block_info=None):
+    start = _start(block_info)
+    return _emit({"curves": decode_chunk(model, z, start=start)}, start, sink)
+
+
+def _fit_task(x, model: CurveModel, skip_bad_rows: bool, fit_kw: dict, names: tuple[str, ...], sink,
+              block_info=None):
+    start = _start(block_info)
+    res, skipped = fit_chunk(model, x, start=start, skip_bad_rows=skip_bad_rows, **fit_kw)
+    return _emit({name: column(res, name) for name in names}, start, sink, FitTally().add(res, skipped))
+
+
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _run(conn: Connection, tasks, sink, *, ordered: bool, total: int, progress: Progress | None,
+         on_block: Callable[[Any], None]) -> None:
+    """Compute one task per block, write or collect what each returns, commit the sink; discard it on failure.
+
+    ``ordered`` (a ``.npz``/``.npy`` sink): blocks are written in row order, at
+    most ``4 × workers`` in flight, so the client holds a bounded number.
+    """
+    distributed = __import__("distributed")
+    delayed = list(tasks.to_delayed().ravel())
+    client = conn.client
+    futures: list = []
+    done = 0
+    try:
+        if ordered:
+            window = 4 * conn.n_workers
+            pending = {}
+            for i in range(min(window, len(delayed))):
+                pending[i] = client.compute(delayed[i])
+            for i in range(len(delayed)):
+                start, n_rows, columns, extra = pending.pop(i).result()[0]
+                if i + window < len(delayed):
+                    pending[i + window] = client.compute(delayed[i + window])
+                for name, rows in columns.items():
+                    sink.write(name, start, rows)
+                on_block(extra)
+                done += n_rows
+                if progress is not None:
+                    progress(done, total)
+            futures = list(pending.values())
+        else:
+            futures = client.compute(delayed)
+            for fut in distributed.as_completed(futures):
+                _, n_rows, _, extra = fut.result()[0]
+                on_block(extra)
+                done += n_rows
+                if progress is not None:
+                    progress(done, total)
+        sink.commit()
+    except BaseException as exc:
+        client.cancel(futures)
+        sink.discard()
+        if isinstance(exc, (CurvaeError, KeyboardInterrupt)):
+            raise
+        if isinstance(exc, (OSError, TimeoutError)) or type(exc).__module__.startswith("distributed"):
+            raise ClusterError(f"the Dask job failed: {type(exc).__name__}: {str(exc)[:200]}; nothing was "
+                               "written. Check the workers' logs (a worker that died more than "
+                               "distributed.scheduler.allowed-failures times stops the job)") from None
+        raise
+
+
+def _worker_memory(conn: Connection) -> list[float]:
+    try:
+        return sorted(conn.client.run(_peak_rss_mib).values())
+    except Exception:  # a worker that left: its figure is simply missing
+        return []
+
+
+def _source(path, n_cols: int, what: str, min_cols: int = 2):
+    src = open_rows(path, n_cols=n_cols, what=what, min_cols=min_cols)
+    note = None
+    if isinstance(src, ZarrSource) and src.chunks[1] < src.shape[1]:
+        note = (f"{path} is chunked along its {src.shape[1]} columns (chunks of {src.chunks[1]}); "
+                "each task reads whole rows across them")
+    return src, note
+
+
+def encode_job(model: CurveModel, curves, out, *, dask: str, sample: bool = False, seed: int | None = None,
+               force: bool = False, chunk_rows: int | None = None, threads: int | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+    """``curvae encode --dask``: the codes of every curve, shape (n, latent_dim), as in one process."""
+    dest = check_output(out, force=force)
+    src, note = _source(curves, model.n_points, "curves")
+    key = entropy(seed) if sample else 0
+    with connect(dask, threads=threads) as conn:
+        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src)
+        x = rows_array(src, rows)
+        sink = open_sink(dest, {"z": ((src.shape[0], model.latent_dim), "float32")}, chunk_rows=rows)
+        _, da = _da()
+        tasks = da.map_blocks(_encode_task, x, model=model_key(model, conn.ort_threads), sample=bool(sample),
+                              seed=key, sink=sink if isinstance(sink, ZarrSink) else None,
+                              chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
+                              meta=np.empty((0,), object))
+        _run(conn, tasks, sink, ordered=not isinstance(sink, ZarrSink), total=src.shape[0], progress=progress,
+             on_block=lambda _: None)
+        return {"shape": (src.shape[0], model.latent_dim), "note": note, "tasks": len(x.chunks[0]),
+                "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
+
+
+def decode_job(model: CurveModel, codes, out, *, dask: str, force: bool = False, chunk_rows: int | None = None,
+               threads: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """``curvae decode --dask``: the curves of every code, shape (n, n_points), as in one process."""
+    dest = check_output(out, force=force)
+    src, note = _source(codes, model.latent_dim, "codes", min_cols=1)
+    with connect(dask, threads=threads) as conn:
+        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src)
+        x = rows_array(src, rows)
+        sink = open_sink(dest, {"curves": ((src.shape[0], model.n_points), "float32")}, chunk_rows=rows)
+        _, da = _da()
+        tasks = da.map_blocks(_decode_task, x, model=model_key(model, conn.ort_threads),
+                              sink=sink if isinstance(sink, ZarrSink) else None,
+                              chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
+                              meta=np.empty((0,), object))
+        _run(conn, tasks, sink, ordered=not isinstance(sink, ZarrSink), total=src.shape[0], progress=progress,
+             on_block=lambda _: None)
+        return {"shape": (src.shape[0], model.n_points), "note": note, "tasks": len(x.chunks[0]),
+                "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
+
+
+def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, chunk_rows: int | None = None,
+            threads: int | None = None, progress: Progress | None = None, skip_bad_rows: bool = False,
+            **fit_kw: Any) -> dict[str, Any]:
+    """``curvae fit --dask``: every target on the model grid fitted on the cluster, written as in one process.
+
+    Returns
+    -------
+    dict
+        The summary of :func:`curvae.runtime.files.fit_file`, with ``tasks``,
+        ``workers`` and each worker's peak RSS (``worker_peak_rss_mib``).
+    """
+    dest = check_output(out, force=force, allowed=(".npz", ".zarr"))
+    if fit_kw.get("grid") is not None or Path(targets).suffix.lower() not in (".npy", ".zarr", ".npz", ".csv"):
+        raise InputError("--dask fits targets on the model grid (.npy or .zarr); targets on grids of their own "
+                         "are read whole and fitted in one process: drop --dask")
+    src, note = _source(targets, model.n_points, "targets")
+    kw = fit_kwargs({k: v for k, v in fit_kw.items() if k not in ("grid", "clip_range", "columns")})
+    n = src.shape[0]
+    specs = fit_columns_for(model, n, kw)
+    names = tuple(k for k in specs if k != "ood_threshold")
+    tally = FitTally()
+    with connect(dask, threads=threads) as conn:
+        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(n, conn.n_workers, src)
+        x = rows_array(src, rows)
+        sink = open_sink(dest, specs, chunk_rows=rows)
+        _, da = _da()
+        tasks = da.map_blocks(_fit_task, x, model=model_key(model, conn.ort_threads), skip_bad_rows=skip_bad_rows,
+                              fit_kw=kw, names=names, sink=sink if isinstance(sink, ZarrSink) else None,
+                              chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
+                              meta=np.empty((0,), object))
+        _run(conn, tasks, Finishing(sink, lambda: tally.finish(sink, specs, skip_bad_rows)), ordered=not isinstance(sink, ZarrSink), total=n, progress=progress,
+             on_block=tally.merge)
+        return {**tally.summary(), "kind": "model grid", "header": None, "dropped": 0, "note": note,
+                "tasks": len(x.chunks[0]), "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
