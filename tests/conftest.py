@@ -80,3 +80,15 @@ def trained_bundle(tmp_path_factory) -> Path:
     train(RunConfig(train=TrainConfig(epochs=30, seed=1)), base / "run")
     export_run(base / "run", base / "model")
     return base / "model"
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A LocalCluster of 2 worker processes with 1 thread each, started once per session, and its client."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client

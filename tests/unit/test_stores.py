@@ -92,9 +92,13 @@ def test_unreadable_zarr_inputs_get_one_clear_line(tmp_path):
     (tmp_path / "junk.zarr" / "zarr.json").write_text("{not json")
     with pytest.raises(DataFileError, match="is not a readable Zarr store"):
         open_rows(tmp_path / "junk.zarr", n_cols=100, what="targets")
-    zarr.open_group(str(tmp_path / "g.zarr"), mode="w").create_array("curves", shape=(2, 100), dtype="f4")
-    with pytest.raises(DataFileError, match="is a Zarr group, not an array .*curves"):
+    group = zarr.open_group(str(tmp_path / "g.zarr"), mode="w")
+    group.create_array("a", shape=(2, 100), dtype="f4")
+    group.create_array("b", shape=(2, 100), dtype="f4")
+    with pytest.raises(DataFileError, match="is a Zarr group of 2 arrays .a, b., none of them 'curves'"):
         open_rows(tmp_path / "g.zarr", n_cols=100, what="targets")
+    group.create_array("curves", shape=(3, 100), dtype="f4")
+    assert open_rows(tmp_path / "g.zarr", n_cols=100, what="targets").shape == (3, 100)
     save_zarr(tmp_path / "w.zarr", np.zeros((3, 7)))
     with pytest.raises(DataFileError, match="7 columns per row; this model needs 100"):
         open_rows(tmp_path / "w.zarr", n_cols=100, what="targets")

@@ -9,7 +9,7 @@ never on the chunking. Their results are therefore the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -134,7 +134,9 @@ def fit_chunk(model: CurveModel, rows: np.ndarray, *, start: int = 0, skip_bad_r
     while True:
         segments = _segments(n, sorted(bad))
         try:
-            parts = [(lo, hi, model.fit(rows[lo:hi], row_offset=start + lo, **fit_kw)) for lo, hi in segments]
+            # x_hat_obs is x_hat at the observed points on the model grid: not kept, so segments always agree
+            parts = [(lo, hi, replace(model.fit(rows[lo:hi], row_offset=start + lo, **fit_kw), x_hat_obs=None))
+                     for lo, hi in segments]
             break
         except BadRowsError as exc:
             local = [r - start for r in exc.rows if 0 <= r - start < n and r - start not in bad]

@@ -46,16 +46,29 @@ def is_zarr(path: PathLike) -> bool:
 
 
 class ZarrSource:
-    """Rows of a 2-D Zarr array, read on demand; pickles as its path (and the array's name in a group)."""
+    """Rows of a 2-D Zarr array, read on demand; pickles as its path (and the array's name in a group).
 
-    def __init__(self, path: PathLike, key: str | None = None) -> None:
+    A group (such as ``curvae encode --out codes.zarr``) is read through its
+    array ``key``, its array named ``prefer``, or its only array.
+    """
+
+    def __init__(self, path: PathLike, key: str | None = None, prefer: str | None = None) -> None:
         self.path, self.key = str(path), key
-        arr = self._open()
-        self.shape = tuple(int(s) for s in arr.shape)
-        self.dtype = np.dtype(arr.dtype)
-        self.chunks = tuple(int(c) for c in arr.chunks)
+        node = self._open_node()
+        if not hasattr(node, "dtype"):
+            names = sorted(node.array_keys())
+            pick = prefer if prefer in names else names[0] if len(names) == 1 else None
+            if pick is None:
+                raise DataFileError(f"{self.path!r} is a Zarr group of {len(names)} arrays "
+                                    f"({', '.join(names) or 'none'}), none of them {prefer!r}; give the array's "
+                                    f"own path, e.g. {self.path}/{names[0] if names else 'curves'}")
+            self.key = pick
+            node = node[pick]
+        self.shape = tuple(int(s) for s in node.shape)
+        self.dtype = np.dtype(node.dtype)
+        self.chunks = tuple(int(c) for c in node.chunks)
 
-    def _open(self):
+    def _open_node(self):
         zarr = zarr_module()
         where = f"{self.path!r}" + (f" (array {self.key!r})" if self.key else "")
         try:
@@ -65,11 +78,10 @@ class ZarrSource:
         except Exception as exc:  # zarr raises many types for a missing or damaged store
             raise DataFileError(f"{where} is not a readable Zarr store ({type(exc).__name__}: "
                                 f"{str(exc)[:120]}); give a .zarr array written by zarr or curvae") from None
-        if not hasattr(node, "dtype"):
-            names = sorted(getattr(node, "array_keys", lambda: [])())
-            raise DataFileError(f"{where} is a Zarr group, not an array (it holds {', '.join(names) or 'no arrays'}); "
-                                "give the array's own path, e.g. store.zarr/curves")
         return node
+
+    def _open(self):
+        return self._open_node()
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -112,7 +124,7 @@ def open_rows(path: PathLike, *, n_cols: int, what: str, key: str | None = None,
         return CurveSource(arr)
     if not p.exists():
         raise DataFileError(f"{what} {str(p)!r} does not exist; give a .zarr array (or .npy) of {what}")
-    src = ZarrSource(p, key)
+    src = ZarrSource(p, key, prefer="z" if what == "codes" else "curves")
     if len(src.shape) != 2 or src.dtype.kind not in "fiu":
         raise DataFileError(f"{what} {str(p)!r} is a Zarr array of shape {src.shape} and dtype {src.dtype}; "
                             f"it must be 2-D real numbers (rows, {n_cols})")

@@ -105,7 +105,7 @@ def connect(spec: str, *, threads: int | None = None, timeout: float = CONNECT_T
     with contextlib.ExitStack() as stack:
         if addr.local:
             cluster = distributed.LocalCluster(n_workers=addr.n_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.ERROR)
+                                               dashboard_address=":0", silence_logs=logging.CRITICAL)
             stack.callback(cluster.close)
             client = distributed.Client(cluster, timeout=timeout)
             ort = threads or max(1, cores() // addr.n_workers)

@@ -144,7 +144,7 @@ def _run(conn: Connection, tasks, sink, *, ordered: bool, total: int, progress: 
                     progress(done, total)
         sink.commit()
     except BaseException as exc:
-        client.cancel(futures)
+        _cancel(client, futures)
         sink.discard()
         if isinstance(exc, (CurvaeError, KeyboardInterrupt)):
             raise
@@ -153,6 +153,29 @@ def _run(conn: Connection, tasks, sink, *, ordered: bool, total: int, progress: 
                                "written. Check the workers' logs (a worker that died more than "
                                "distributed.scheduler.allowed-failures times stops the job)") from None
         raise
+
+
+def _executing(dask_worker) -> list:
+    """The keys a worker is running now (called on each worker through ``client.run``)."""
+    return [ts.key for ts in dask_worker.state.executing]
+
+
+def _cancel(client, futures: list, timeout: float = 60.0) -> None:
+    """Cancel ``futures`` and wait until no worker still runs one of them: a running task cannot be stopped,
+    and it would otherwise write into a store that is being removed."""
+    import time
+
+    keys = {f.key for f in futures}
+    client.cancel(futures)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = {k for ks in client.run(_executing).values() for k in ks}
+        except Exception:  # the cluster is gone: nothing runs any more
+            return
+        if not running & keys:
+            return
+        time.sleep(0.05)
 
 
 def _worker_memory(conn: Connection) -> list[float]:
