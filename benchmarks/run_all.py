@@ -10,6 +10,7 @@ table in docs/performance.md is rewritten from them.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -17,20 +18,32 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_fit  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_runtime  # noqa: E402
+import bench_scale  # noqa: E402
 import bench_train  # noqa: E402
 import write_docs  # noqa: E402
-from common import save, table  # noqa: E402
+from common import RESULTS, save, table  # noqa: E402
 
 
 def ok(flag: bool) -> str:
     return "met" if flag else "MISSED"
 
 
-def main(example_epochs: int) -> str:
-    tr = bench_train.main(example_epochs=example_epochs, n_targets=2000)
-    fi = bench_fit.main(n_targets=10_000, n_nm=200)
-    rt = bench_runtime.main()
-    mem = bench_memory.main(bench_memory.WORK / "model")
+def main(example_epochs: int, scale_rows: int) -> str:
+    bench_train.main(example_epochs=example_epochs, n_targets=2000)
+    bench_fit.main(n_targets=10_000, n_nm=200)
+    bench_runtime.main()
+    bench_memory.main(bench_memory.WORK / "model")
+    bench_scale.main(rows=scale_rows, rounds=2, sizes=[10_000, 100_000, 1_000_000])
+    return summarise()
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def summarise() -> str:
+    """The table of ratios from the results JSON of each benchmark; rewrites docs/performance.md and docs/scale.md."""
+    tr, fi, rt, mem, sc = (load(n) for n in ("train", "fit", "runtime", "memory", "scale"))
     c, e = tr["curvae"], tr["example"]
     db, d1, cs = rt["decode_batch"], rt["decode_one_row"], rt["cold_start"]
     rows = [
@@ -80,14 +93,45 @@ def main(example_epochs: int) -> str:
     ]
     rows.append(("RSS over 10k mixed calls (MiB)", f"{mem['rss_mib'][0][1]:.0f} -> {mem['rss_mib'][-1][1]:.0f}",
                  "", f"+{mem['growth_mib']:.1f}", "bounded: " + ok(mem["growth_last_half_mib"] < 5)))
+    rows += scale_rows(sc)
     text = table(rows)
     save("summary", {"table": text, "rows": rows})
-    write_docs.main()  # docs/performance.md's table comes from the JSON just written
+    write_docs.main()  # docs/performance.md's and docs/scale.md's tables come from the JSON just written
     return text
+
+
+def scale_rows(sc: dict) -> list[tuple[str, str, str, str, str]]:
+    """Rows of the scale benchmark (bench_scale.py): in-memory fits by size, then the Dask runs."""
+    rows = []
+    mem = {r["rows"]: r for r in sc["in_memory"]}
+    ref = mem[min((k for k in mem if k >= 100_000), default=max(mem))]  # past the fit's internal chunk size
+    for n, r in sorted(mem.items()):
+        flat = "report" if n <= ref["rows"] else "flat vs " + f"{ref['rows']:,}: " + ok(r["working_mib"] <= 1.25 * ref["working_mib"])
+        rows.append((f"model.fit {n:,} targets: µs/target, working MiB", f"{r['us_per_target']:.1f} µs, "
+                     f"{r['working_mib']:.0f} MiB", f"in {r['input_mib']:.0f} + out {r['output_mib']:.0f} MiB", "",
+                     flat))
+    d = sc["dask"]
+    tps, runs = d["targets_per_s"], d["runs"]
+    rows.append((f"fit {d['rows']:,} .npy -> .zarr, targets/s: local:2", f"{tps['local:2']:,.0f}",
+                 f"{tps['local:1']:,.0f} (local:1)", f"{d['scaling_efficiency']:.0%} efficiency",
+                 f">= 80%: {ok(d['scaling_efficiency'] >= 0.8)}"))
+    rows.append((f"fit {d['rows']:,}: local:1 vs one process, s", f"{runs['local:1']['seconds']:.1f}",
+                 f"{runs['in-process']['seconds']:.1f} (in-process)", f"{d['overhead_local1']:+.0%}",
+                 f"<= +15%: {ok(d['overhead_local1'] <= 0.15)}"))
+    q = d["quarter_rows"]
+    workers, client = runs["local:2"]["worker_peak_mib"], runs["local:2"]["client_peak_mib"]
+    rows.append((f"peak RSS, local:2, {d['rows']:,} rows (MiB)", f"workers {max(workers):.0f}, client {client:.0f}",
+                 f"{q['rows']:,} rows: {max(q['worker_peak_mib']):.0f}, {q['client_peak_mib']:.0f}", "",
+                 "bounded: " + ok(max(workers) <= 1.25 * max(q["worker_peak_mib"]) and client <= 1.25 * q["client_peak_mib"])))
+    return rows
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--example-epochs", type=int, default=3,
                     help="epochs of the example loop to time (100 runs it whole and measures its quality)")
-    print(main(**vars(ap.parse_args())))
+    ap.add_argument("--scale-rows", type=int, default=2_000_000, help="targets of the Dask scale benchmark")
+    ap.add_argument("--summary-only", action="store_true",
+                    help="rebuild the table and the docs from the saved results without running anything")
+    args = ap.parse_args()
+    print(summarise() if args.summary_only else main(args.example_epochs, args.scale_rows))

@@ -231,3 +231,23 @@ def test_cli_starts_a_local_cluster_of_its_own(files, tmp_path):
     assert "on 1 Dask worker;" in out.output
     cli("fit", GOLDEN, files / "t.npy", "--out", tmp_path / "fit.npz", "--no-uncertainty")
     assert_identical(outputs(tmp_path / "fit.zarr"), outputs(tmp_path / "fit.npz"))
+
+
+def test_sigterm_cancels_the_job_and_leaves_nothing(tmp_path, model):
+    import subprocess
+    import sys
+
+    np.save(tmp_path / "t.npy", np.tile(model.sample(1000, seed=2), (300, 1)))  # long enough to be stopped
+    proc = subprocess.Popen([sys.executable, "-m", "curvae.cli", "fit", str(GOLDEN), str(tmp_path / "t.npy"),
+                             "--out", str(tmp_path / "fit.zarr"), "--dask", "local:1", "--chunk-rows", "2000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".fit.zarr.") for p in tmp_path.iterdir()):  # the job has started writing
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "Error: interrupted; nothing partial was written" in out and "Traceback" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npy"]

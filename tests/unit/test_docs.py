@@ -1,4 +1,4 @@
-"""Generated docs match what generates them: the CLI reference and the performance table."""
+"""Generated docs match what generates them: the CLI reference, the performance and scale tables."""
 
 import json
 import sys
@@ -24,9 +24,19 @@ def test_performance_table_is_the_last_benchmark_run():
     assert write_docs.updated_page(page, summary) == page, "docs/performance.md is stale: run `make bench`"
 
 
+def test_scale_tables_are_the_last_scale_benchmark_run():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import write_docs
+
+    page = (ROOT / "docs" / "scale.md").read_text(encoding="utf-8")
+    sc = json.loads((ROOT / "benchmarks" / "results" / "scale.json").read_text(encoding="utf-8"))
+    assert write_docs.updated_scale_page(page, sc) == page, "docs/scale.md is stale: run `make bench`"
+    assert "| local:2 |" in page
+
+
 def test_readme_is_an_entry_point():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 200
     for link in ("docs/cli.md", "docs/performance.md", "docs/training-recipe.md", "docs/bundle-format.md",
-                 "docs/portability.md", "docs/reliability.md", "examples/node/README.md"):
+                 "docs/portability.md", "docs/reliability.md", "docs/scale.md", "examples/node/README.md"):
         assert link in readme and (ROOT / link).is_file(), link

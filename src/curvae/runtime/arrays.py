@@ -14,6 +14,28 @@ from curvae.core.errors import BadRowsError, InputError
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+_BLOCK = 8192  # rows per block of the checks: their temporaries stay small however large the input
+
+
+def _peak(out: NDArray[np.float32], allow_nan: bool) -> float:
+    """The largest |value| (NaN if a NaN is there and not allowed), in row blocks; 0 for no values.
+
+    One reduction covers NaN (it propagates), ±inf and the bound; details are found only on failure.
+    """
+    peak = 0.0
+    for i in range(0, out.shape[0], _BLOCK):
+        block = np.abs(out[i:i + _BLOCK])
+        if block.size == 0:
+            continue
+        m = float(np.nanmax(block)) if allow_nan and not np.isnan(block).all() else 0.0 if allow_nan else \
+            float(block.max())
+        if not (m <= peak):
+            peak = m
+            if not np.isfinite(m):
+                return m
+    return peak
+
+
 def as_matrix(
     values: ArrayLike,
     *,
@@ -80,10 +102,7 @@ def as_matrix(
                 np.flatnonzero(big.any(axis=1)) + row_offset,
             )
     out = np.ascontiguousarray(arr, dtype=np.float32)
-    # One reduction covers NaN (propagates), ±Inf and the bound; details are found only on failure.
-    peak = (np.nanmax(np.abs(out)) if allow_nan and not np.isnan(out).all() else
-            0.0 if allow_nan else np.abs(out).max()) if out.size else 0.0
-    if not (peak <= max_abs):
+    if not (_peak(out, allow_nan) <= max_abs):
         bad = np.isinf(out) if allow_nan else ~np.isfinite(out)
         if bad.any():
             r, c = np.argwhere(bad)[0]

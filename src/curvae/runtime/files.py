@@ -45,8 +45,7 @@ def stream_rows(source: RowSource, sink: Sink, kernel: Callable[[np.ndarray, int
     n = source.shape[0]
     try:
         for i in range(0, n, chunk):
-            for name, rows in kernel(source.read(i, min(i + chunk, n)), i).items():
-                sink.write(name, i, rows)
+            sink.write_block(i, kernel(source.read(i, min(i + chunk, n)), i))
             _progress_rows(progress, min(i + chunk, n), n)
         sink.commit()
     except BaseException:

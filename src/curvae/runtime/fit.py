@@ -125,14 +125,45 @@ class FitResult:
 
 def concat_fits(parts: list[FitResult]) -> FitResult:
     """One result from the results of consecutive chunks of targets (rows in order)."""
-    values = {}
-    for f in fields(FitResult):
-        got = [getattr(p, f.name) for p in parts]
-        if got[0] is None or f.name == "ood_threshold":
-            values[f.name] = got[0]
-        else:
-            values[f.name] = np.concatenate(got)
-    return FitResult(**values)
+    builder = FitBuilder(sum(p.z.shape[0] for p in parts))
+    for p in parts:
+        builder.add(p)
+    return builder.result()
+
+
+class FitBuilder:
+    """Fills one :class:`FitResult` of ``n`` rows from the results of consecutive chunks, as they come.
+
+    Each field is allocated once, at its full size, when the first chunk
+    arrives, so building the whole result costs no memory beyond it (a list of
+    chunks and a concatenation would hold the outputs twice).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n, self.pos = n, 0
+        self.values: dict[str, object] = {}
+
+    def add(self, part: FitResult) -> None:
+        k = part.z.shape[0]
+        for f in fields(FitResult):
+            got = getattr(part, f.name)
+            if f.name not in self.values:
+                self.values[f.name] = got if got is None or f.name == "ood_threshold" else \
+                    np.empty((self.n, *got.shape[1:]), got.dtype)
+            dst = self.values[f.name]
+            if not isinstance(dst, np.ndarray):
+                continue
+            if got is None:
+                raise ValueError(f"chunks disagree on FitResult.{f.name}: some have it, some not")
+            if dst.dtype.kind == "U" and got.dtype.itemsize > dst.dtype.itemsize:  # a longer text: widen (rare)
+                dst = self.values[f.name] = dst.astype(got.dtype)
+            dst[self.pos:self.pos + k] = got
+        self.pos += k
+
+    def result(self) -> FitResult:
+        if self.pos != self.n:
+            raise ValueError(f"FitBuilder got {self.pos} rows of {self.n}")
+        return FitResult(**self.values)
 
 
 def summarise_fits(residual: NDArray[np.float64], success: NDArray[np.bool_],

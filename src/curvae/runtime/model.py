@@ -24,7 +24,7 @@ from curvae.runtime.fit import (
     FitOptions,
     FitResult,
     ModelFitMethod,
-    concat_fits,
+    FitBuilder,
     fit_with_jacobian,
 )
 from curvae.runtime.observations import Observations, on_model_grid, on_shared_grid
@@ -478,10 +478,13 @@ class CurveModel:
                "seed": entropy(seed) if n_starts > 1 or method == "mcmc" else 0}
         n = t.shape[0]
         # Internal row chunks keep the working memory (Jacobians, probes) flat however many targets there are.
-        parts = [self._fit_rows(t[i:i + chunk_rows], None if obs is None else obs.take(slice(i, i + chunk_rows)), job,
-                                row_offset + i)
-                 for i in range(0, n, chunk_rows)]
-        return parts[0] if len(parts) == 1 else concat_fits(parts)
+        if n <= chunk_rows:
+            return self._fit_rows(t, obs, job, row_offset)
+        out = FitBuilder(n)  # each output allocated once, filled chunk by chunk
+        for i in range(0, n, chunk_rows):
+            out.add(self._fit_rows(t[i:i + chunk_rows], None if obs is None else obs.take(slice(i, i + chunk_rows)),
+                                   job, row_offset + i))
+        return out.result()
 
     def _fit_rows(self, t: NDArray[np.float32], obs: Observations | None, job: dict, start: int) -> FitResult:
         """Fit one chunk of targets: start, engine, uncertainty, and MCMC when asked."""
@@ -520,8 +523,8 @@ class CurveModel:
                                   names=lambda i: str(i + row_offset))[0]
         t = as_matrix(targets, name="targets", n_cols=self.n_points, col_name="points", allow_nan=True,
                       row_offset=row_offset)
-        return (on_model_grid(t, latent_dim=self.latent_dim, row_offset=row_offset)
-                if np.isnan(t).any() else None)
+        has_nan = any(np.isnan(t[i:i + CHUNK_ROWS]).any() for i in range(0, t.shape[0], CHUNK_ROWS))
+        return on_model_grid(t, latent_dim=self.latent_dim, row_offset=row_offset) if has_nan else None
 
     def _sample(self, res: FitResult, t, noise, prior: bool, seed: int, start: int) -> FitResult:
         """MCMC around the LM optimum; the covariance and band become the samples' own."""

@@ -138,6 +138,8 @@ def open_rows(path: PathLike, *, n_cols: int, what: str, key: str | None = None,
 class Sink(Protocol):
     def write(self, name: str, start: int, rows: np.ndarray) -> None: ...
 
+    def write_block(self, start: int, columns: dict[str, np.ndarray]) -> None: ...
+
     def put(self, name: str, array: np.ndarray) -> None: ...
 
     def commit(self) -> None: ...
@@ -169,6 +171,10 @@ class StreamSink:
             self._writer.append(rows)
         else:
             self._writer.append(name, rows)
+
+    def write_block(self, start: int, columns: dict[str, np.ndarray]) -> None:
+        for name, rows in columns.items():
+            self.write(name, start, rows)
 
     def put(self, name: str, array: np.ndarray) -> None:
         if self._only is None:
@@ -206,8 +212,13 @@ class ZarrSink:
             raise
 
     def write(self, name: str, start: int, rows: np.ndarray) -> None:
+        self.write_block(start, {name: rows})
+
+    def write_block(self, start: int, columns: dict[str, np.ndarray]) -> None:
+        """Rows ``start:start + k`` of several arrays, with one opening of the store."""
         group = zarr_module().open_group(self.tmp, mode="r+", zarr_format=2)
-        group[name][start:start + len(rows)] = rows
+        for name, rows in columns.items():
+            group[name][start:start + len(rows)] = rows
 
     def put(self, name: str, array: np.ndarray) -> None:
         group = zarr_module().open_group(self.tmp, mode="r+", zarr_format=2)
@@ -234,6 +245,9 @@ class Finishing:
 
     def write(self, name: str, start: int, rows: np.ndarray) -> None:
         self._sink.write(name, start, rows)
+
+    def write_block(self, start: int, columns: dict[str, np.ndarray]) -> None:
+        self._sink.write_block(start, columns)
 
     def put(self, name: str, array: np.ndarray) -> None:
         self._sink.put(name, array)

@@ -24,7 +24,7 @@ from curvae.core.seeding import entropy
 from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
 from curvae.runtime.files import check_chunk
 from curvae.runtime.model import CurveModel
-from curvae.runtime.stores import Finishing, ZarrSink, ZarrSource, check_output, open_rows, open_sink
+from curvae.runtime.stores import Finishing, ZarrSink, ZarrSource, check_output, is_zarr, open_rows, open_sink
 from curvae.scale.arrays import _da, fit_kwargs, model_key
 from curvae.scale.cluster import Connection, connect
 
@@ -32,11 +32,15 @@ Progress = Callable[[int, int], None]
 
 #: Most rows per task by default; fewer when that leaves too few tasks to keep every worker busy.
 MAX_TASK_ROWS = 65536
+#: The same when every result passes through the client (a .npz/.npy output), which holds a few blocks at once.
+MAX_CLIENT_ROWS = 16384
 
 
-def task_rows(n: int, n_workers: int, source: Any = None) -> int:
-    """Rows per task: about 4 tasks per worker, at most :data:`MAX_TASK_ROWS`, whole Zarr chunks where read from one."""
-    rows = max(1, min(MAX_TASK_ROWS, math.ceil(n / (4 * max(n_workers, 1)))))
+def task_rows(n: int, n_workers: int, source: Any = None, *, through_client: bool = False) -> int:
+    """Rows per task: about 4 tasks per worker, at most :data:`MAX_TASK_ROWS` (:data:`MAX_CLIENT_ROWS` when results
+    go through the client), whole Zarr chunks where read from one."""
+    cap = MAX_CLIENT_ROWS if through_client else MAX_TASK_ROWS
+    rows = max(1, min(cap, math.ceil(n / (4 * max(n_workers, 1)))))
     if isinstance(source, ZarrSource) and source.chunks[0] < n:
         rows = math.ceil(rows / source.chunks[0]) * source.chunks[0]
     return rows
@@ -76,8 +80,7 @@ def _emit(columns: dict[str, np.ndarray], start: int, sink: ZarrSink | None, ext
     """Write a block's columns where the task runs (``.zarr``) or hand them back (``.npz``/``.npy``)."""
     n_rows = len(next(iter(columns.values())))
     if sink is not None:
-        for name, rows in columns.items():
-            sink.write(name, start, rows)
+        sink.write_block(start, columns)
         columns = {}
     out = np.empty((1,), object)
     out[0] = (start, n_rows, columns, extra)
@@ -119,7 +122,7 @@ def _run(conn: Connection, tasks, sink, *, ordered: bool, total: int, progress: 
     done = 0
     try:
         if ordered:
-            window = 4 * conn.n_workers
+            window = 2 * conn.n_workers + 1  # enough to keep every worker busy while the client writes
             pending = {}
             for i in range(min(window, len(delayed))):
                 pending[i] = client.compute(delayed[i])
@@ -127,8 +130,7 @@ def _run(conn: Connection, tasks, sink, *, ordered: bool, total: int, progress: 
                 start, n_rows, columns, extra = pending.pop(i).result()[0]
                 if i + window < len(delayed):
                     pending[i + window] = client.compute(delayed[i + window])
-                for name, rows in columns.items():
-                    sink.write(name, start, rows)
+                sink.write_block(start, columns)
                 on_block(extra)
                 done += n_rows
                 if progress is not None:
@@ -202,7 +204,7 @@ def encode_job(model: CurveModel, curves, out, *, dask: str, sample: bool = Fals
     src, note = _source(curves, model.n_points, "curves")
     key = entropy(seed) if sample else 0
     with connect(dask, threads=threads) as conn:
-        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src)
+        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src, through_client=not is_zarr(dest))
         x = rows_array(src, rows)
         sink = open_sink(dest, {"z": ((src.shape[0], model.latent_dim), "float32")}, chunk_rows=rows)
         _, da = _da()
@@ -222,7 +224,7 @@ def decode_job(model: CurveModel, codes, out, *, dask: str, force: bool = False,
     dest = check_output(out, force=force)
     src, note = _source(codes, model.latent_dim, "codes", min_cols=1)
     with connect(dask, threads=threads) as conn:
-        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src)
+        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src, through_client=not is_zarr(dest))
         x = rows_array(src, rows)
         sink = open_sink(dest, {"curves": ((src.shape[0], model.n_points), "float32")}, chunk_rows=rows)
         _, da = _da()
@@ -241,6 +243,10 @@ def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, 
             **fit_kw: Any) -> dict[str, Any]:
     """``curvae fit --dask``: every target on the model grid fitted on the cluster, written as in one process.
 
+    A ``.zarr`` output is written by the workers; a ``.npz`` passes every
+    result through the client, in row order, with at most ``2 × workers + 1``
+    blocks of at most 16,384 rows in flight.
+
     Returns
     -------
     dict
@@ -258,7 +264,7 @@ def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, 
     names = tuple(k for k in specs if k != "ood_threshold")
     tally = FitTally()
     with connect(dask, threads=threads) as conn:
-        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(n, conn.n_workers, src)
+        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(n, conn.n_workers, src, through_client=not is_zarr(dest))
         x = rows_array(src, rows)
         sink = open_sink(dest, specs, chunk_rows=rows)
         _, da = _da()
