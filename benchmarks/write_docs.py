@@ -50,9 +50,9 @@ def render_scale(sc: dict) -> str:
               "rounds; the cluster's start is included):", "",
               "| run | seconds | targets/s | tasks | client peak RSS | each worker's peak RSS |", "|---|---|---|---|---|---|"]
     for mode, r in d["runs"].items():
-        workers = ", ".join(f"{w:.0f}" for w in r["worker_peak_mib"]) or "—"
+        workers = ", ".join(f"{w:.0f}" for w in r["worker_peak_mib"]) + " MiB" if r["worker_peak_mib"] else "—"
         lines.append(f"| {mode} | {r['seconds']:.1f} | {d['targets_per_s'][mode]:,.0f} | {r['tasks'] or '—'} | "
-                     f"{r['client_peak_mib']:.0f} MiB | {workers} MiB |")
+                     f"{r['client_peak_mib']:.0f} MiB | {workers} |")
     q = d["quarter_rows"]
     lines += ["", f"- scaling efficiency of `local:2` over `local:1`: **{d['scaling_efficiency']:.0%}** (goal ≥ 80%)",
               f"- overhead of `local:1` over one process: **{d['overhead_local1']:+.0%}** (goal ≤ +15%)",

@@ -109,3 +109,11 @@ def test_the_tally_summarises_like_the_whole_result_in_constant_memory(model, ta
     assert s["residual_p90"] == pytest.approx(exact["residual_p90"], rel=0.006)
     assert s["mean_nfev"] == pytest.approx(exact["mean_nfev"])
     assert tally.hist.nbytes < 64 * 1024
+
+
+def test_encode_and_decode_chunk_sizes_do_not_change_the_numbers(model, targets):
+    np.testing.assert_array_equal(model.encode(targets, chunk_rows=7), model.encode(targets))
+    z = model.encode(targets)
+    np.testing.assert_array_equal(model.decode(z, chunk_rows=1), model.decode(z))
+    with pytest.raises(InputError, match="chunk_rows=0 must be a positive integer"):
+        model.decode(z, chunk_rows=0)

@@ -274,7 +274,7 @@ class CurveModel:
         return mu, logvar
 
     def encode(self, curves: ArrayLike, *, sample: bool = False, seed: Seed = None,
-               row_offset: int = 0) -> NDArray[np.float32]:
+               row_offset: int = 0, chunk_rows: int = CHUNK_ROWS) -> NDArray[np.float32]:
         """Encode curves to latent codes.
 
         Parameters
@@ -290,18 +290,21 @@ class CurveModel:
         row_offset : int
             Index of the first row within a larger set (a chunk of it): used by
             the seeded draws and by error messages, which name that set's rows.
+        chunk_rows : int
+            Rows per onnxruntime call (see :data:`CHUNK_ROWS`); the codes do not depend on it.
 
         Returns
         -------
         ndarray of shape (n_curves, latent_dim), float32
         """
+        _positive_int("chunk_rows", chunk_rows)
         x = self._curves(curves, row_offset=row_offset)
         if sample:
             n = x.shape[0]
             eps = row_normals(entropy(seed), row_offset, row_offset + n, (self.latent_dim,)).astype(np.float32)
         else:
             eps = np.zeros((x.shape[0], self.latent_dim), np.float32)
-        z, mu, _ = self._run_encoder(x, eps, row_offset)
+        z, mu, _ = self._run_encoder(x, eps, row_offset, chunk_rows)
         return z if sample else mu
 
     def encode_with_noise(self, curves: ArrayLike, eps: ArrayLike) -> tuple[NDArray[np.float32], ...]:
@@ -323,7 +326,7 @@ class CurveModel:
         return self._run_encoder(x, e)
 
     def decode(self, z: ArrayLike, *, out: NDArray[np.float32] | None = None,
-               row_offset: int = 0) -> NDArray[np.float32]:
+               row_offset: int = 0, chunk_rows: int = CHUNK_ROWS) -> NDArray[np.float32]:
         """Decode latent codes to curves.
 
         Parameters
@@ -340,14 +343,16 @@ class CurveModel:
             ``out`` when given.
 
         ``row_offset`` is the index of the first row within a larger set, for
-        error messages that name that set's rows.
+        error messages that name that set's rows; ``chunk_rows`` is the rows
+        per onnxruntime call (see :data:`CHUNK_ROWS`), which the curves do not depend on.
         """
+        _positive_int("chunk_rows", chunk_rows)
         codes = as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims", max_abs=MAX_ABS_Z,
                           row_offset=row_offset,
                           bound_hint="latent codes live on the N(0, I) prior's scale: pass codes from encode/fit/sample")
         if out is not None:
             _check_out(out, (codes.shape[0], self.n_points), codes)
-        return self._run_decoder(codes, out)
+        return self._run_decoder(codes, out, chunk_rows)
 
     def sample(self, n: int, *, seed: Seed = None) -> NDArray[np.float32]:
         """Draw ``n`` codes from the N(0, I) prior and decode them.
@@ -560,15 +565,16 @@ class CurveModel:
                          x_hat_obs=None if res.x_hat_obs is None else res.x_hat_obs[best]), jac[best]
 
     # -------------------------------------------------------------- sessions
-    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32], row_offset: int = 0):
-        if x.shape[0] <= CHUNK_ROWS:
+    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32], row_offset: int = 0,
+                     chunk: int = CHUNK_ROWS):
+        if x.shape[0] <= chunk:
             outs = tuple(self._enc.run(None, {"x": x, "eps": eps}))
         else:
             outs = tuple(np.empty((x.shape[0], self.latent_dim), np.float32) for _ in range(3))
-            for i in range(0, x.shape[0], CHUNK_ROWS):
-                parts = self._enc.run(None, {"x": x[i:i + CHUNK_ROWS], "eps": eps[i:i + CHUNK_ROWS]})
+            for i in range(0, x.shape[0], chunk):
+                parts = self._enc.run(None, {"x": x[i:i + chunk], "eps": eps[i:i + chunk]})
                 for dst, part in zip(outs, parts):
-                    dst[i:i + CHUNK_ROWS] = part
+                    dst[i:i + chunk] = part
         bad = ~np.isfinite(outs[0]).all(axis=1) | ~np.isfinite(outs[2]).all(axis=1)  # (n,): cheap, n × latent
         if bad.any():
             rows = np.flatnonzero(bad) + row_offset
@@ -576,13 +582,14 @@ class CurveModel:
                                "their values are far outside what the model was trained on: check their scale", rows)
         return outs
 
-    def _run_decoder(self, z: NDArray[np.float32], out: NDArray[np.float32] | None = None) -> NDArray[np.float32]:
-        if out is None and z.shape[0] <= CHUNK_ROWS:
+    def _run_decoder(self, z: NDArray[np.float32], out: NDArray[np.float32] | None = None,
+                     chunk: int = CHUNK_ROWS) -> NDArray[np.float32]:
+        if out is None and z.shape[0] <= chunk:
             return self._dec.run(None, {"z": z})[0]
         if out is None:
             out = np.empty((z.shape[0], self.n_points), np.float32)
-        for i in range(0, z.shape[0], CHUNK_ROWS):
-            out[i:i + CHUNK_ROWS] = self._dec.run(None, {"z": z[i:i + CHUNK_ROWS]})[0]
+        for i in range(0, z.shape[0], chunk):
+            out[i:i + chunk] = self._dec.run(None, {"z": z[i:i + chunk]})[0]
         return out
 
     def __repr__(self) -> str:

@@ -69,7 +69,7 @@ def _decode_block(z: np.ndarray, model: CurveModel, block_info=None) -> np.ndarr
     return decode_chunk(model, z, start=_start(block_info))
 
 
-def encode(model: CurveModel, curves, *, sample: bool = False, seed: Seed = None, threads: int | None = None):
+def encode(model: CurveModel, curves, *, sample: bool = False, seed: Seed = None, threads: int | None = 1):
     """Codes of ``curves``, lazily: :meth:`CurveModel.encode` per block.
 
     Parameters
@@ -77,8 +77,9 @@ def encode(model: CurveModel, curves, *, sample: bool = False, seed: Seed = None
     curves : dask.array.Array of shape (n, n_points), chunked along rows only
     sample, seed
         As in :meth:`CurveModel.encode`; one seed serves the whole array.
-    threads : int, optional
-        onnxruntime intra-op threads per task (see :mod:`curvae.scale.cluster`).
+    threads : int or None
+        onnxruntime intra-op threads per task: 1 by default, Dask's own threads
+        being the parallelism (see :mod:`curvae.scale.cluster`); None keeps the model's.
 
     Returns
     -------
@@ -91,12 +92,14 @@ def encode(model: CurveModel, curves, *, sample: bool = False, seed: Seed = None
                          dtype=np.float32, meta=np.empty((0, 0), np.float32))
 
 
-def decode(model: CurveModel, codes, *, threads: int | None = None):
+def decode(model: CurveModel, codes, *, threads: int | None = 1):
     """Curves of ``codes``, lazily: :meth:`CurveModel.decode` per block.
 
     Parameters
     ----------
     codes : dask.array.Array of shape (n, latent_dim), chunked along rows only
+    threads : int or None
+        onnxruntime intra-op threads per task (1 by default; None keeps the model's).
 
     Returns
     -------
@@ -175,7 +178,7 @@ class FitArrays:
         return res, Skipped.join([s for s in skipped if len(s)])
 
 
-def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int | None = None,
+def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int | None = 1,
         **fit_kw: Any) -> FitArrays:
     """Fit every row of ``targets`` (on the model grid; NaN = unobserved), lazily.
 
@@ -185,8 +188,8 @@ def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int
     skip_bad_rows : bool
         See :func:`curvae.runtime.chunks.fit_chunk`: without it a bad row
         fails the computation with an error naming its row in ``targets``.
-    threads : int, optional
-        onnxruntime intra-op threads per task.
+    threads : int or None
+        onnxruntime intra-op threads per task (1 by default; None keeps the model's).
     **fit_kw
         Options of :meth:`CurveModel.fit` (not ``grid``/``observations``:
         targets on their own grids are fitted in one process).

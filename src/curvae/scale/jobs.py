@@ -196,26 +196,41 @@ def _source(path, n_cols: int, what: str, min_cols: int = 2):
     return src, note
 
 
+def _job(model: CurveModel, src: Any, dest: Path, specs: dict, task: Callable, task_kw: dict, *, dask: str,
+         chunk_rows: int | None, threads: int | None, progress: Progress | None,
+         on_block: Callable[[Any], None] = lambda _: None, before_commit: Callable[[Any], None] = lambda _: None
+         ) -> dict[str, Any]:
+    """Connect, cut ``src`` into tasks of rows, run ``task`` on each, write ``specs`` into ``dest``; the facts of the run.
+
+    ``before_commit(sink)`` writes what belongs to the whole set just before the output is renamed into place.
+    """
+    _, da = _da()
+    with connect(dask, threads=threads) as conn:
+        n = src.shape[0]
+        rows = check_chunk(chunk_rows) if chunk_rows else \
+            task_rows(n, conn.n_workers, src, through_client=not is_zarr(dest))
+        x = rows_array(src, rows)
+        sink = open_sink(dest, specs, chunk_rows=rows)
+        on_workers = isinstance(sink, ZarrSink)  # a .zarr is written by the tasks, anything else by the client
+        tasks = da.map_blocks(task, x, model=model_key(model, conn.ort_threads), sink=sink if on_workers else None,
+                              **task_kw, chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
+                              meta=np.empty((0,), object))
+        _run(conn, tasks, Finishing(sink, lambda: before_commit(sink)), ordered=not on_workers, total=n,
+             progress=progress, on_block=on_block)
+        return {"tasks": len(x.chunks[0]), "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
+
+
 def encode_job(model: CurveModel, curves, out, *, dask: str, sample: bool = False, seed: int | None = None,
                force: bool = False, chunk_rows: int | None = None, threads: int | None = None,
                progress: Progress | None = None) -> dict[str, Any]:
     """``curvae encode --dask``: the codes of every curve, shape (n, latent_dim), as in one process."""
     dest = check_output(out, force=force)
     src, note = _source(curves, model.n_points, "curves")
-    key = entropy(seed) if sample else 0
-    with connect(dask, threads=threads) as conn:
-        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src, through_client=not is_zarr(dest))
-        x = rows_array(src, rows)
-        sink = open_sink(dest, {"z": ((src.shape[0], model.latent_dim), "float32")}, chunk_rows=rows)
-        _, da = _da()
-        tasks = da.map_blocks(_encode_task, x, model=model_key(model, conn.ort_threads), sample=bool(sample),
-                              seed=key, sink=sink if isinstance(sink, ZarrSink) else None,
-                              chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
-                              meta=np.empty((0,), object))
-        _run(conn, tasks, sink, ordered=not isinstance(sink, ZarrSink), total=src.shape[0], progress=progress,
-             on_block=lambda _: None)
-        return {"shape": (src.shape[0], model.latent_dim), "note": note, "tasks": len(x.chunks[0]),
-                "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
+    shape = (src.shape[0], model.latent_dim)
+    run = _job(model, src, dest, {"z": (shape, "float32")}, _encode_task,
+               {"sample": bool(sample), "seed": entropy(seed) if sample else 0}, dask=dask, chunk_rows=chunk_rows,
+               threads=threads, progress=progress)
+    return {"shape": shape, "note": note, **run}
 
 
 def decode_job(model: CurveModel, codes, out, *, dask: str, force: bool = False, chunk_rows: int | None = None,
@@ -223,19 +238,10 @@ def decode_job(model: CurveModel, codes, out, *, dask: str, force: bool = False,
     """``curvae decode --dask``: the curves of every code, shape (n, n_points), as in one process."""
     dest = check_output(out, force=force)
     src, note = _source(codes, model.latent_dim, "codes", min_cols=1)
-    with connect(dask, threads=threads) as conn:
-        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(src.shape[0], conn.n_workers, src, through_client=not is_zarr(dest))
-        x = rows_array(src, rows)
-        sink = open_sink(dest, {"curves": ((src.shape[0], model.n_points), "float32")}, chunk_rows=rows)
-        _, da = _da()
-        tasks = da.map_blocks(_decode_task, x, model=model_key(model, conn.ort_threads),
-                              sink=sink if isinstance(sink, ZarrSink) else None,
-                              chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
-                              meta=np.empty((0,), object))
-        _run(conn, tasks, sink, ordered=not isinstance(sink, ZarrSink), total=src.shape[0], progress=progress,
-             on_block=lambda _: None)
-        return {"shape": (src.shape[0], model.n_points), "note": note, "tasks": len(x.chunks[0]),
-                "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
+    shape = (src.shape[0], model.n_points)
+    run = _job(model, src, dest, {"curves": (shape, "float32")}, _decode_task, {}, dask=dask, chunk_rows=chunk_rows,
+               threads=threads, progress=progress)
+    return {"shape": shape, "note": note, **run}
 
 
 def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, chunk_rows: int | None = None,
@@ -259,20 +265,10 @@ def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, 
                          "are read whole and fitted in one process: drop --dask")
     src, note = _source(targets, model.n_points, "targets")
     kw = fit_kwargs({k: v for k, v in fit_kw.items() if k not in ("grid", "clip_range", "columns")})
-    n = src.shape[0]
-    specs = fit_columns_for(model, n, kw)
-    names = tuple(k for k in specs if k != "ood_threshold")
+    specs = fit_columns_for(model, src.shape[0], kw)
     tally = FitTally()
-    with connect(dask, threads=threads) as conn:
-        rows = check_chunk(chunk_rows) if chunk_rows else task_rows(n, conn.n_workers, src, through_client=not is_zarr(dest))
-        x = rows_array(src, rows)
-        sink = open_sink(dest, specs, chunk_rows=rows)
-        _, da = _da()
-        tasks = da.map_blocks(_fit_task, x, model=model_key(model, conn.ort_threads), skip_bad_rows=skip_bad_rows,
-                              fit_kw=kw, names=names, sink=sink if isinstance(sink, ZarrSink) else None,
-                              chunks=(tuple(1 for _ in x.chunks[0]),), drop_axis=1, dtype=object,
-                              meta=np.empty((0,), object))
-        _run(conn, tasks, Finishing(sink, lambda: tally.finish(sink, specs, skip_bad_rows)), ordered=not isinstance(sink, ZarrSink), total=n, progress=progress,
-             on_block=tally.merge)
-        return {**tally.summary(), "kind": "model grid", "header": None, "dropped": 0, "note": note,
-                "tasks": len(x.chunks[0]), "workers": conn.n_workers, "worker_peak_rss_mib": _worker_memory(conn)}
+    run = _job(model, src, dest, specs, _fit_task,
+               {"skip_bad_rows": skip_bad_rows, "fit_kw": kw, "names": tuple(k for k in specs if k != "ood_threshold")},
+               dask=dask, chunk_rows=chunk_rows, threads=threads, progress=progress, on_block=tally.merge,
+               before_commit=lambda sink: tally.finish(sink, specs, skip_bad_rows))
+    return {**tally.summary(), "kind": "model grid", "header": None, "dropped": 0, "note": note, **run}
