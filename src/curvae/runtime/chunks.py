@@ -209,8 +209,10 @@ class FitTally:
         self.ood_threshold = column(res, "ood_threshold")
         with np.errstate(divide="ignore", invalid="ignore"):
             pos = (np.log10(r) - self.LOG_LO) / (self.LOG_HI - self.LOG_LO) * self.BINS
-        idx = np.where(np.isfinite(pos), np.clip(pos, -1, self.BINS).astype(np.int64) + 1, 0)
-        idx[~np.isfinite(r) & ~(r == 0)] = self.BINS + 1
+        idx = np.zeros(r.shape[0], np.int64)  # 0 (log10 of 0 is -inf) stays in the bottom bin
+        finite = np.isfinite(pos)
+        idx[finite] = np.clip(pos[finite], -1, self.BINS).astype(np.int64) + 1
+        idx[~np.isfinite(r)] = self.BINS + 1  # NaN (not fitted) and inf: counted apart, outside the quantiles
         self.hist += np.bincount(idx, minlength=self.BINS + 2)
         if len(skipped):
             self.skipped.append(skipped)
