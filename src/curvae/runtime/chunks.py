@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import BadRowsError, first_line
+from curvae.core.seeding import entropy
 from curvae.runtime.arrays import as_matrix
 from curvae.runtime.fit import FitResult, concat_fits
 from curvae.runtime.model import CurveModel
@@ -102,6 +103,18 @@ def not_fitted(n: int, model: CurveModel, reason: str, fit_kw: dict[str, Any]) -
         values["ood"] = None if ood is None else np.zeros(n, bool)
         values["ood_threshold"] = threshold
     return FitResult(**values)
+
+
+def one_seed(fit_kw: dict[str, Any]) -> dict[str, Any]:
+    """``fit_kw`` with its seed made one integer for the whole set, when the fit draws anything.
+
+    Every chunk then draws from that integer (by row), so a seed of None or a
+    Generator gives one set of draws for the whole set, not one per chunk.
+    """
+    kw = dict(fit_kw)
+    if kw.get("n_starts", 1) > 1 or kw.get("method") == "mcmc":
+        kw["seed"] = entropy(kw.get("seed"))
+    return kw
 
 
 def fit_chunk(model: CurveModel, rows: np.ndarray, *, start: int = 0, skip_bad_rows: bool = False,

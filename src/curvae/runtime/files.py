@@ -12,7 +12,7 @@ import numpy as np
 from curvae.core.atomic import save_npy
 from curvae.core.errors import DataFileError, InputError
 from curvae.core.seeding import entropy
-from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
+from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
 from curvae.runtime.curves_io import CurveSource
 from curvae.runtime.model import CurveModel
 from curvae.runtime.onnxrt import installed_builds
@@ -147,6 +147,7 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
         return {**_fit_observations(model, read, dest, progress, fit_kw), **info}
     source = open_rows(targets, n_cols=model.n_points, what="targets") if read is None else CurveSource(read.values)
     n = source.shape[0]
+    fit_kw = one_seed(fit_kw)
     specs = fit_columns_for(model, n, fit_kw)
     tally = FitTally()
 

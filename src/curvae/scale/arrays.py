@@ -18,7 +18,7 @@ import numpy as np
 
 from curvae.core.errors import InputError
 from curvae.core.seeding import Seed, entropy
-from curvae.runtime.chunks import Skipped, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
+from curvae.runtime.chunks import Skipped, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
 from curvae.runtime.fit import FitResult
 from curvae.runtime.model import CurveModel
 from curvae.scale.cluster import distributed_module
@@ -135,14 +135,6 @@ def fit_blocks(model_ref, x, *, skip_bad_rows: bool, fit_kw: dict):
                          meta=np.empty((0,), object))
 
 
-def fit_kwargs(fit_kw: dict) -> dict:
-    """``fit_kw`` with its seed made one integer for the whole set (so every block draws from the same one)."""
-    kw = dict(fit_kw)
-    if kw.get("n_starts", 1) > 1 or kw.get("method") == "mcmc":
-        kw["seed"] = entropy(kw.get("seed"))
-    return kw
-
-
 @dataclass(frozen=True)
 class FitArrays:
     """A fit over a Dask array, lazily: one Dask array per :class:`FitResult` field.
@@ -206,7 +198,7 @@ def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int
             raise InputError(f"{bad}= is not available over Dask arrays; fit targets on their own grids with "
                              "CurveModel.fit in one process")
     x = check_rows(targets, model.n_points, "targets")
-    kw = fit_kwargs(fit_kw)
+    kw = one_seed(fit_kw)
     blocks = fit_blocks(model_key(model, threads), x, skip_bad_rows=skip_bad_rows, fit_kw=kw)
     specs = fit_columns_for(model, x.shape[0], kw)
     uncertainty = "ood" in specs

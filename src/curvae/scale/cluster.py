@@ -104,8 +104,13 @@ def connect(spec: str, *, threads: int | None = None, timeout: float = CONNECT_T
     distributed = distributed_module()
     with contextlib.ExitStack() as stack:
         if addr.local:
-            cluster = distributed.LocalCluster(n_workers=addr.n_workers, threads_per_worker=1, processes=True,
-                                               dashboard_address=":0", silence_logs=logging.CRITICAL)
+            try:  # a worker's own log of a failed task is silenced: the client reports it, once, as one line
+                cluster = distributed.LocalCluster(n_workers=addr.n_workers, threads_per_worker=1, processes=True,
+                                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
+            except Exception as exc:  # distributed raises RuntimeError, OSError, TimeoutError... here
+                raise ClusterError(f"could not start a local Dask cluster of {addr.n_workers} worker processes "
+                                   f"({type(exc).__name__}: {str(exc)[:160]}); try fewer workers, e.g. "
+                                   "--dask local:1") from None
             stack.callback(cluster.close)
             client = distributed.Client(cluster, timeout=timeout)
             ort = threads or max(1, cores() // addr.n_workers)

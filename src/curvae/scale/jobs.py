@@ -21,11 +21,11 @@ import numpy as np
 
 from curvae.core.errors import ClusterError, CurvaeError, InputError
 from curvae.core.seeding import entropy
-from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for
+from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
 from curvae.runtime.files import check_chunk
 from curvae.runtime.model import CurveModel
 from curvae.runtime.stores import Finishing, ZarrSink, ZarrSource, check_output, is_zarr, open_rows, open_sink
-from curvae.scale.arrays import _da, fit_kwargs, model_key
+from curvae.scale.arrays import _da, model_key
 from curvae.scale.cluster import Connection, connect
 
 Progress = Callable[[int, int], None]
@@ -113,40 +113,42 @@ def _run(conn: Connection, tasks, sink, *, ordered: bool, total: int, progress: 
     """Compute one task per block, write or collect what each returns, commit the sink; discard it on failure.
 
     ``ordered`` (a ``.npz``/``.npy`` sink): blocks are written in row order, at
-    most ``4 × workers`` in flight, so the client holds a bounded number.
+    most ``2 × workers + 1`` in flight, so the client holds a bounded number.
+    Otherwise (a ``.zarr`` the tasks write) every block is submitted at once
+    and only its small summary comes back.
     """
-    distributed = __import__("distributed")
+    from distributed import as_completed
+
     delayed = list(tasks.to_delayed().ravel())
     client = conn.client
-    futures: list = []
+    pending: dict[int, Any] = {}
     done = 0
+
+    def finished(n_rows: int, extra: Any) -> None:
+        nonlocal done
+        on_block(extra)
+        done += n_rows
+        if progress is not None:
+            progress(done, total)
+
     try:
         if ordered:
             window = 2 * conn.n_workers + 1  # enough to keep every worker busy while the client writes
-            pending = {}
-            for i in range(min(window, len(delayed))):
-                pending[i] = client.compute(delayed[i])
             for i in range(len(delayed)):
+                for j in range(i, min(i + window, len(delayed))):
+                    if j not in pending:
+                        pending[j] = client.compute(delayed[j])
                 start, n_rows, columns, extra = pending.pop(i).result()[0]
-                if i + window < len(delayed):
-                    pending[i + window] = client.compute(delayed[i + window])
                 sink.write_block(start, columns)
-                on_block(extra)
-                done += n_rows
-                if progress is not None:
-                    progress(done, total)
-            futures = list(pending.values())
+                finished(n_rows, extra)
         else:
-            futures = client.compute(delayed)
-            for fut in distributed.as_completed(futures):
+            pending = dict(enumerate(client.compute(delayed)))
+            for fut in as_completed(list(pending.values())):
                 _, n_rows, _, extra = fut.result()[0]
-                on_block(extra)
-                done += n_rows
-                if progress is not None:
-                    progress(done, total)
+                finished(n_rows, extra)
         sink.commit()
     except BaseException as exc:
-        _cancel(client, futures)
+        _cancel(client, list(pending.values()))
         sink.discard()
         if isinstance(exc, (CurvaeError, KeyboardInterrupt)):
             raise
@@ -264,7 +266,7 @@ def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, 
         raise InputError("--dask fits targets on the model grid (.npy or .zarr); targets on grids of their own "
                          "are read whole and fitted in one process: drop --dask")
     src, note = _source(targets, model.n_points, "targets")
-    kw = fit_kwargs({k: v for k, v in fit_kw.items() if k not in ("grid", "clip_range", "columns")})
+    kw = one_seed({k: v for k, v in fit_kw.items() if k not in ("grid", "clip_range", "columns")})
     specs = fit_columns_for(model, src.shape[0], kw)
     tally = FitTally()
     run = _job(model, src, dest, specs, _fit_task,
