@@ -26,6 +26,13 @@ from curvae.core.errors import ClusterError, InputError, MissingRuntimeError
 #: Seconds to wait for a scheduler before giving up with a clear error.
 CONNECT_TIMEOUT_S = 5.0
 
+#: glibc settings of the workers ``local:N`` starts. Dask's default, MALLOC_TRIM_THRESHOLD_=65536, also
+#: freezes glibc's mmap threshold at 128 KiB, so every array a fit allocates becomes a fresh mmap that is
+#: zero-filled and unmapped again: that made a fit about 2x slower per target in a worker than in one
+#: process (15 vs 32 µs, measured). 64 MiB for both keeps those arrays on the heap and still gives memory
+#: above 64 MiB back to the OS. docs/scale.md shows the same settings for a cluster of your own.
+WORKER_MALLOC = {"MALLOC_TRIM_THRESHOLD_": 64 * 2**20, "MALLOC_MMAP_THRESHOLD_": 64 * 2**20}
+
 _LOCAL = re.compile(r"^local(?::(\d+))?$")
 _REMOTE = re.compile(r"^(tcp|tls|ucx|ws|wss|inproc)://\S+$")
 
@@ -104,9 +111,14 @@ def connect(spec: str, *, threads: int | None = None, timeout: float = CONNECT_T
     distributed = distributed_module()
     with contextlib.ExitStack() as stack:
         if addr.local:
+            import dask
+
+            environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_MALLOC}
             try:  # a worker's own log of a failed task is silenced: the client reports it, once, as one line
-                cluster = distributed.LocalCluster(n_workers=addr.n_workers, threads_per_worker=1, processes=True,
-                                                   dashboard_address=":0", silence_logs=logging.CRITICAL)
+                with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}):
+                    cluster = distributed.LocalCluster(n_workers=addr.n_workers, threads_per_worker=1,
+                                                       processes=True, dashboard_address=":0",
+                                                       silence_logs=logging.CRITICAL)
             except Exception as exc:  # distributed raises RuntimeError, OSError, TimeoutError... here
                 raise ClusterError(f"could not start a local Dask cluster of {addr.n_workers} worker processes "
                                    f"({type(exc).__name__}: {str(exc)[:160]}); try fewer workers, e.g. "
