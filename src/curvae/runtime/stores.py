@@ -80,27 +80,18 @@ class ZarrSource:
                                 f"{str(exc)[:120]}); give a .zarr array written by zarr or curvae") from None
         return node
 
-    def _open(self):
-        return self._open_node()
-
     def __len__(self) -> int:
         return self.shape[0]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop``, shape (stop - start, n_cols)."""
         try:
-            return np.asarray(self._open()[start:stop])
+            return np.asarray(self._open_node()[start:stop])
         except DataFileError:
             raise
         except Exception as exc:
             raise DataFileError(f"{self.path!r} rows {start}:{stop} could not be read ({type(exc).__name__}: "
                                 f"{str(exc)[:120]}); the store is damaged: write it again") from None
-
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__)
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
 
 
 class RowSource(Protocol):
