@@ -72,7 +72,7 @@ model = CurveModel.load(model_path, threads=1)
 t0 = time.perf_counter()
 if mode == "in-process":
     from curvae.runtime.files import fit_file
-    res = fit_file(model, targets, out, force=True, chunk=4096)
+    res = fit_file(model, targets, out, force=True)  # its default chunk for a .zarr output
 else:
     from curvae.scale.jobs import fit_job
     res = fit_job(model, targets, out, dask=mode, force=True, threads=1)

@@ -70,7 +70,8 @@ def _scale_options(f):
                      help="onnxruntime intra-op threads (per task with --dask; default: cores // N on local:N, "
                           "1 on a cluster, all cores without --dask).")(f)
     f = click.option("--chunk-rows", type=click.IntRange(min=1),
-                     help="Rows per chunk (per task with --dask); default: 4096, or about 4 tasks per Dask worker.")(f)
+                     help="Rows per chunk (per task with --dask); default: 4096 (16384 into a .zarr), or about 4 tasks "
+                          "per Dask worker.")(f)
     return click.option("--dask", "dask", metavar="ADDRESS",
                         help="Run on a Dask cluster: a scheduler address (tcp://host:8786) or local[:N] for N local "
                              "worker processes; needs curvae[dask]. Results are identical to a run without it.")(f)
@@ -307,10 +308,10 @@ def encode(model, curves, out, sample, seed, dask, chunk_rows, threads, provider
             res = encode_job(_load(model, providers, strict, variant), curves, out, dask=dask, sample=sample,
                              seed=seed, force=force, chunk_rows=chunk_rows, threads=threads, progress=bar)
         else:
-            from curvae.runtime.files import STREAM_CHUNK, encode_file
+            from curvae.runtime.files import encode_file
 
             res = {"shape": encode_file(_load(model, providers, strict, variant, threads), curves, out, sample=sample,
-                                        seed=seed, force=force, chunk=chunk_rows or STREAM_CHUNK)}
+                                        seed=seed, force=force, chunk=chunk_rows)}
     finally:
         close()
     _print_cluster(res)
@@ -334,10 +335,10 @@ def decode(model, codes, out, dask, chunk_rows, threads, providers, strict, vari
             res = decode_job(_load(model, providers, strict, variant), codes, out, dask=dask, force=force,
                              chunk_rows=chunk_rows, threads=threads, progress=bar)
         else:
-            from curvae.runtime.files import STREAM_CHUNK, decode_file
+            from curvae.runtime.files import decode_file
 
             res = {"shape": decode_file(_load(model, providers, strict, variant, threads), codes, out, force=force,
-                                        chunk=chunk_rows or STREAM_CHUNK)}
+                                        chunk=chunk_rows)}
     finally:
         close()
     _print_cluster(res)
@@ -405,7 +406,7 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
     Writes z, residual, success, nfev, message and x_hat, and (unless --no-uncertainty) cov, z_std,
     sigma, chi2, band_lo, band_hi, ill_conditioned, ood, ood_threshold and ood_reason.
     """
-    from curvae.runtime.files import STREAM_CHUNK, fit_file, load_sigma
+    from curvae.runtime.files import fit_file, load_sigma
 
     kw = dict(force=force, method=method, init=init, n_starts=n_starts, seed=seed, max_iter=max_iter,
               prior_weight=prior_weight, bound=bound, uncertainty=not no_uncertainty,
@@ -420,7 +421,7 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
                           threads=threads, progress=bar, **kw)
         else:
             res = fit_file(_load(model, providers, strict, variant, threads), targets, out, progress=bar,
-                           chunk=chunk_rows or STREAM_CHUNK, clip_range=clip_range, columns=(id_col, x_col, y_col),
+                           chunk=chunk_rows, clip_range=clip_range, columns=(id_col, x_col, y_col),
                            **kw)
     finally:
         close()

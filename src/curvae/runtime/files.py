@@ -17,7 +17,7 @@ from curvae.runtime.curves_io import CurveSource
 from curvae.runtime.model import CurveModel
 from curvae.runtime.onnxrt import installed_builds
 from curvae.runtime.providers import available_providers
-from curvae.runtime.stores import Finishing, RowSource, Sink, check_output, open_rows, open_sink
+from curvae.runtime.stores import Finishing, RowSource, Sink, check_output, is_zarr, open_rows, open_sink
 from curvae.runtime.targets import LONG_COLUMNS, read_fit_targets
 
 PathLike = str | os.PathLike[str]
@@ -25,6 +25,16 @@ Progress = Callable[[int, int], None]
 
 #: Rows per chunk of the streaming commands: 4096 keeps a chunk's working set (probes, Jacobians) small.
 STREAM_CHUNK = 4096
+#: The same for a ``.zarr`` output, whose chunks are also its unit of compression and of files: 16384 rows
+#: fitted 500k targets 15-18% faster than 4096 here, for about 70 MiB more memory.
+ZARR_STREAM_CHUNK = 16384
+
+
+def default_chunk(out: PathLike, chunk: int | None) -> int:
+    """``chunk`` if given, else the default rows per chunk for writing ``out``."""
+    if chunk is None:
+        return ZARR_STREAM_CHUNK if is_zarr(out) else STREAM_CHUNK
+    return check_chunk(chunk)
 
 
 def _check_out(out: PathLike, suffix: str, force: bool) -> Path:
@@ -60,16 +70,17 @@ def check_chunk(chunk: object) -> int:
 
 
 def encode_file(model: CurveModel, curves: PathLike, out: PathLike, *, sample: bool = False,
-                seed: int | None = None, force: bool = False, chunk: int = STREAM_CHUNK,
+                seed: int | None = None, force: bool = False, chunk: int | None = None,
                 progress: Progress | None = None) -> tuple[int, int]:
     """Encode the curves in ``curves`` and save the codes, shape (n, latent_dim).
 
-    ``curves`` is a ``.npy`` or ``.zarr`` (read ``chunk`` rows at a time) or a
+    ``curves`` is a ``.npy`` or ``.zarr`` (read ``chunk`` rows at a time: by
+    default 4096, 16384 for a ``.zarr`` output) or a
     ``.npz``/``.csv``; ``out`` is a ``.npy``, ``.npz`` (key ``z``) or ``.zarr``
     (array ``z``). Returns the shape written.
     """
     dest = check_output(out, force=force)
-    chunk = check_chunk(chunk)
+    chunk = default_chunk(dest, chunk)
     src = open_rows(curves, n_cols=model.n_points, what="curves")
     n, key = src.shape[0], entropy(seed) if sample else 0
     sink = open_sink(dest, {"z": ((n, model.latent_dim), "float32")}, chunk_rows=chunk)
@@ -79,14 +90,14 @@ def encode_file(model: CurveModel, curves: PathLike, out: PathLike, *, sample: b
 
 
 def decode_file(model: CurveModel, codes: PathLike, out: PathLike, *, force: bool = False,
-                chunk: int = STREAM_CHUNK, progress: Progress | None = None) -> tuple[int, int]:
+                chunk: int | None = None, progress: Progress | None = None) -> tuple[int, int]:
     """Decode the codes in ``codes`` (``.npy``, ``.zarr``, ``.csv`` or ``.npz`` key ``z``) and save the curves.
 
     ``out`` is a ``.npy``, ``.npz`` (key ``curves``) or ``.zarr`` (array
     ``curves``). Returns the shape written.
     """
     dest = check_output(out, force=force)
-    chunk = check_chunk(chunk)
+    chunk = default_chunk(dest, chunk)
     src = open_rows(codes, n_cols=model.latent_dim, what="codes", min_cols=1)
     n = src.shape[0]
     sink = open_sink(dest, {"curves": ((n, model.n_points), "float32")}, chunk_rows=chunk)
@@ -105,7 +116,7 @@ def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = 
 
 
 def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
-             chunk: int = STREAM_CHUNK, progress: Progress | None = None,
+             chunk: int | None = None, progress: Progress | None = None,
              grid: PathLike | None = None, clip_range: bool = False, skip_bad_rows: bool = False,
              columns: tuple[str, str, str] = LONG_COLUMNS, **fit_kw: Any) -> dict[str, Any]:
     """Fit every target in ``targets`` and save the results as ``.npz`` or ``.zarr``.
@@ -123,7 +134,7 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
     left unfitted (see :func:`curvae.runtime.chunks.fit_chunk`).
 
     Targets on the model grid (``.npy``, ``.zarr``) stream in chunks of
-    ``chunk`` rows, read from disk chunk by chunk, and results go to disk
+    ``chunk`` rows (by default 4096, 16384 for a ``.zarr`` output), read from disk chunk by chunk, and results go to disk
     chunk by chunk, so memory stays bounded however many targets there are;
     NaN marks an unobserved point. ``progress(done, total)`` is called after
     each chunk.
@@ -136,7 +147,7 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
         and the points ``clip_range`` dropped.
     """
     dest = check_output(out, force=force, allowed=(".npz", ".zarr"))
-    chunk = check_chunk(chunk)
+    chunk = default_chunk(dest, chunk)
     read = None
     if grid is not None or Path(targets).suffix.lower() not in (".npy", ".zarr"):
         read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, grid=grid,
