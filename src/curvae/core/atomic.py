@@ -144,6 +144,24 @@ def check_can_write(path: str | os.PathLike[str], *, force: bool) -> None:
         )
 
 
+def temp_dir_beside(path: Path) -> Path:
+    """A new, empty folder beside ``path`` (same filesystem, so it can be renamed onto it), with the usual mode."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    return tmp
+
+
+def replace_dir(tmp: Path, path: Path) -> None:
+    """Move the finished folder ``tmp`` onto ``path``; an existing ``path`` is removed only after the move."""
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        os.replace(path, old / "x")
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], *, force: bool = False) -> Iterator[Path]:
     """Build a folder in a temporary sibling and move it into place on success.
@@ -155,17 +173,10 @@ def atomic_dir(path: str | os.PathLike[str], *, force: bool = False) -> Iterator
     path = Path(path)
     check_can_write(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = temp_dir_beside(path)
     try:
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
         yield tmp
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, old / "x")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        replace_dir(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

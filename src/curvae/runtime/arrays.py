@@ -14,6 +14,17 @@ from curvae.core.errors import BadRowsError, InputError
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+def check_int(name: str, value: object, *, minimum: int = 1, what: str = "") -> int:
+    """``value`` as an int, or :class:`InputError` unless it is an integer >= ``minimum`` (bools and floats refused).
+
+    ``what`` says what the number counts, in the message.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise InputError(f"{name}={value!r} must be {rule}" + (f" ({what})" if what else ""))
+    return int(value)
+
+
 _BLOCK = 8192  # rows per block of the checks: their temporaries stay small however large the input
 
 

@@ -89,7 +89,7 @@ def column(res: FitResult, name: str) -> np.ndarray:
 
 def not_fitted(n: int, model: CurveModel, reason: str, fit_kw: dict[str, Any]) -> FitResult:
     """The result recorded for ``n`` rows that were skipped: NaN values, ``success`` False, ``nfev`` 0, ``n_obs`` 0."""
-    from curvae.runtime.uncertainty import out_of_family
+    from curvae.runtime.uncertainty import ood_threshold
 
     specs = fit_columns_for(model, n, fit_kw)
     values: dict[str, Any] = {}
@@ -98,9 +98,8 @@ def not_fitted(n: int, model: CurveModel, reason: str, fit_kw: dict[str, Any]) -
         values[name] = np.full(shape, np.nan if kind == "f" else 0, dtype) if kind not in "U" else \
             np.full(shape, f"not fitted: {reason}"[:64] if name == "message" else "not fitted", dtype)
     if "ood" in values:
-        ood, threshold, _ = out_of_family(np.zeros(0), model.manifest.fit_residuals,
-                                          float(fit_kw.get("ood_quantile", 0.99)))
-        values["ood"] = None if ood is None else np.zeros(n, bool)
+        threshold = ood_threshold(model.manifest.fit_residuals, float(fit_kw.get("ood_quantile", 0.99)))
+        values["ood"] = None if threshold is None else np.zeros(n, bool)
         values["ood_threshold"] = threshold
     return FitResult(**values)
 
@@ -218,7 +217,7 @@ class FitTally:
         self.n_success += int(res.success.sum())
         self.nfev += int(res.nfev.sum())
         if res.ood is not None:
-            self.n_ood = (self.n_ood or 0) + int((res.ood & (res.n_obs > 0)).sum())
+            self.n_ood = (self.n_ood or 0) + int(res.ood.sum())  # a skipped row's ood is False
         self.ood_threshold = column(res, "ood_threshold")
         with np.errstate(divide="ignore", invalid="ignore"):
             pos = (np.log10(r) - self.LOG_LO) / (self.LOG_HI - self.LOG_LO) * self.BINS

@@ -12,6 +12,7 @@ import numpy as np
 from curvae.core.atomic import save_npy
 from curvae.core.errors import DataFileError, InputError
 from curvae.core.seeding import entropy
+from curvae.runtime.arrays import check_int
 from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
 from curvae.runtime.curves_io import CurveSource
 from curvae.runtime.model import CurveModel
@@ -37,10 +38,6 @@ def default_chunk(out: PathLike, chunk: int | None) -> int:
     return check_chunk(chunk)
 
 
-def _check_out(out: PathLike, suffix: str, force: bool) -> Path:
-    return check_output(out, force=force, allowed=(suffix,))
-
-
 def _progress_rows(progress: Progress | None, done: int, total: int) -> None:
     if progress is not None:
         progress(done, total)
@@ -64,9 +61,7 @@ def stream_rows(source: RowSource, sink: Sink, kernel: Callable[[np.ndarray, int
 
 
 def check_chunk(chunk: object) -> int:
-    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
-        raise InputError(f"chunk={chunk!r} must be a positive integer (rows per chunk)")
-    return int(chunk)
+    return check_int("chunk", chunk, what="rows per chunk")
 
 
 def encode_file(model: CurveModel, curves: PathLike, out: PathLike, *, sample: bool = False,
@@ -109,7 +104,7 @@ def decode_file(model: CurveModel, codes: PathLike, out: PathLike, *, force: boo
 def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = None,
                 force: bool = False) -> np.ndarray:
     """Draw ``n`` prior samples and save the decoded curves, shape (n, n_points)."""
-    dest = _check_out(out, ".npy", force)
+    dest = check_output(out, force=force, allowed=(".npy",))
     curves = model.sample(n, seed=seed)
     save_npy(dest, curves)
     return curves

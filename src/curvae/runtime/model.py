@@ -13,9 +13,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from curvae.core.errors import BadRowsError, BundleError, InputError
-from curvae.core.seeding import Seed, entropy, row_normals
+from curvae.core.seeding import Seed, entropy, rng, row_normals
 from curvae.runtime import onnxrt
-from curvae.runtime.arrays import as_matrix
+from curvae.runtime.arrays import as_matrix, check_int
 from curvae.runtime.bundle import Manifest, read_bundle, sha256_bytes, vet_graph
 from curvae.runtime.fit import (
     FIT_INITS,
@@ -85,18 +85,6 @@ def _check_out(out: object, shape: tuple[int, int], codes: np.ndarray) -> None:
         raise InputError(f"out overlaps the codes being decoded; {fix}")
 
 
-def _nonnegative_int(name: str, value: object) -> None:
-    """Refuse anything but an integer >= 0 (bools and floats included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InputError(f"{name}={value!r} must be an integer >= 0")
-
-
-def _positive_int(name: str, value: object) -> None:
-    """Refuse anything but a positive integer (bools and floats included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name}={value!r} must be a positive integer")
-
-
 class CurveModel:
     """A curvae bundle opened for inference, without torch.
 
@@ -142,8 +130,8 @@ class CurveModel:
 
     def __dask_tokenize__(self) -> tuple:
         """A cheap, stable token for Dask (the graphs' hashes and options), so a model is one key in a task graph."""
-        return ("CurveModel", self.manifest.graphs(self.variant)[0].sha256, self.manifest.graphs(self.variant)[1].sha256,
-                self.variant, repr(self._session_args))
+        enc, dec, _, _ = self.manifest.graphs(self.variant)
+        return ("CurveModel", enc.sha256, dec.sha256, self.variant, repr(self._session_args))
 
     def with_threads(self, threads: int | None) -> CurveModel:
         """This model with ``threads`` intra-op threads per session (for worker processes); sessions open lazily."""
@@ -298,7 +286,7 @@ class CurveModel:
         -------
         ndarray of shape (n_curves, latent_dim), float32
         """
-        _positive_int("chunk_rows", chunk_rows)
+        check_int("chunk_rows", chunk_rows)
         x = self._curves(curves, row_offset=row_offset)
         if sample:
             n = x.shape[0]
@@ -347,7 +335,7 @@ class CurveModel:
         error messages that name that set's rows; ``chunk_rows`` is the rows
         per onnxruntime call (see :data:`CHUNK_ROWS`), which the curves do not depend on.
         """
-        _positive_int("chunk_rows", chunk_rows)
+        check_int("chunk_rows", chunk_rows)
         codes = as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims", max_abs=MAX_ABS_Z,
                           row_offset=row_offset,
                           bound_hint="latent codes live on the N(0, I) prior's scale: pass codes from encode/fit/sample")
@@ -362,8 +350,8 @@ class CurveModel:
         -------
         ndarray of shape (n, n_points), float32
         """
-        _positive_int("n", n)
-        z = np.random.default_rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
+        check_int("n", n)
+        z = rng(seed).standard_normal((int(n), self.latent_dim)).astype(np.float32)
         return self._run_decoder(z)
 
     def fit(
@@ -452,15 +440,15 @@ class CurveModel:
             ``band_lo``, ``band_hi``, ``ill_conditioned``, ``ood``,
             ``ood_threshold`` and ``ood_reason``.
         """
-        _nonnegative_int("row_offset", row_offset)
+        check_int("row_offset", row_offset, minimum=0)
         obs = observations if observations is not None else self._observe(targets, grid, clip_range, row_offset)
         t = obs.values if obs is not None else self._curves(targets, name="targets", row_offset=row_offset)
         if method not in MODEL_FIT_METHODS:
             raise InputError(f"method={method!r} is not a fit method; choose one of {', '.join(MODEL_FIT_METHODS)}")
         if init not in FIT_INITS:
             raise InputError(f"init={init!r} is not supported; choose one of {', '.join(map(repr, FIT_INITS))}")
-        _positive_int("n_starts", n_starts)
-        _positive_int("max_iter", max_iter)
+        check_int("n_starts", n_starts)
+        check_int("max_iter", max_iter)
         if not np.isfinite(prior_weight) or prior_weight < 0:
             raise InputError(f"prior_weight={prior_weight!r} must be finite and >= 0")
         if bound is not None and not (np.isfinite(bound) and bound > 0):
@@ -471,7 +459,7 @@ class CurveModel:
                              "targets with missing points or their own grid")
         if not (isinstance(ood_quantile, (int, float)) and 0 < ood_quantile < 1):
             raise InputError(f"ood_quantile={ood_quantile!r} must be in (0, 1), e.g. 0.99")
-        _positive_int("chunk_rows", chunk_rows)
+        check_int("chunk_rows", chunk_rows)
         if method == "mcmc" and obs is not None:
             raise InputError("method='mcmc' needs complete targets on the model grid; fit targets with missing points "
                              "or their own grid with 'lm'")

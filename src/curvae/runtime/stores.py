@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from curvae.core.atomic import NpyStreamWriter, NpzStreamWriter, _umask, check_can_write
+from curvae.core.atomic import NpyStreamWriter, NpzStreamWriter, check_can_write, replace_dir, temp_dir_beside
 from curvae.core.errors import DataFileError, InputError, MissingRuntimeError
 from curvae.runtime.curves_io import CurveSource, load_curves, open_curves
 
@@ -190,9 +189,8 @@ class ZarrSink:
         zarr = zarr_module()
         self.path, self.chunk_rows = path, int(chunk_rows)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        self.tmp = str(temp_dir_beside(path))
         try:
-            os.chmod(self.tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; give the usual folder mode
             group = zarr.open_group(self.tmp, mode="w", zarr_format=2)
             for name, (shape, dtype) in specs.items():
                 chunks = (min(self.chunk_rows, max(shape[0], 1)), *shape[1:]) if shape else ()
@@ -216,13 +214,7 @@ class ZarrSink:
         group.create_array(name, data=np.asarray(array), chunks=(max(len(array), 1),) if np.ndim(array) else ())
 
     def commit(self) -> None:
-        if self.path.exists():
-            old = tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".old", dir=self.path.parent)
-            os.replace(self.path, Path(old) / "x")
-            os.replace(self.tmp, self.path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(self.tmp, self.path)
+        replace_dir(Path(self.tmp), self.path)
 
     def discard(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -129,6 +129,12 @@ def laplace(
                        ill_conditioned=ill)
 
 
+def ood_threshold(record: FitResidualRecord | None, quantile: float) -> float | None:
+    """The RMS error per point above which a target is out of family: the ``quantile`` of the held-out fits'
+    residuals recorded at export, per point; None when the bundle has no record."""
+    return None if record is None else record.quantile(quantile) / np.sqrt(record.n_points)
+
+
 def out_of_family(
     rms: NDArray[np.float64],
     record: FitResidualRecord | None,
@@ -147,7 +153,7 @@ def out_of_family(
     if record is None:
         why = "unavailable: the bundle records no held-out fit residuals (re-export it with this curvae)"
         return None, None, np.full(n, why)
-    threshold = record.quantile(quantile) / np.sqrt(record.n_points)
+    threshold = ood_threshold(record, quantile)
     ood = ~(rms <= threshold)  # a NaN is out of family too
     reason = np.full(n, f"RMS error within the {quantile:g} quantile of held-out fits ({threshold:.4g})", dtype="U160")
     for i in np.flatnonzero(ood):  # only the flagged get their own text

@@ -57,16 +57,17 @@ def model_key(model: CurveModel, threads: int | None = None):
     return dask.delayed(m, pure=True, traverse=False)
 
 
-def _start(block_info: dict | None) -> int:
+def block_start(block_info: dict | None) -> int:
+    """The row of the whole array where the block ``map_blocks`` is computing starts."""
     return int(block_info[0]["array-location"][0][0])
 
 
 def _encode_block(x: np.ndarray, model: CurveModel, sample: bool, seed: int, block_info=None) -> np.ndarray:
-    return encode_chunk(model, x, start=_start(block_info), sample=sample, seed=seed)
+    return encode_chunk(model, x, start=block_start(block_info), sample=sample, seed=seed)
 
 
 def _decode_block(z: np.ndarray, model: CurveModel, block_info=None) -> np.ndarray:
-    return decode_chunk(model, z, start=_start(block_info))
+    return decode_chunk(model, z, start=block_start(block_info))
 
 
 def encode(model: CurveModel, curves, *, sample: bool = False, seed: Seed = None, threads: int | None = 1):
@@ -113,7 +114,7 @@ def decode(model: CurveModel, codes, *, threads: int | None = 1):
 
 def _fit_block(x: np.ndarray, model: CurveModel, skip_bad_rows: bool, fit_kw: dict, block_info=None) -> np.ndarray:
     out = np.empty((1,), object)
-    out[0] = fit_chunk(model, x, start=_start(block_info), skip_bad_rows=skip_bad_rows, **fit_kw)
+    out[0] = fit_chunk(model, x, start=block_start(block_info), skip_bad_rows=skip_bad_rows, **fit_kw)
     return out
 
 
@@ -190,7 +191,7 @@ def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int
     -------
     FitArrays
     """
-    from curvae.runtime.uncertainty import out_of_family
+    from curvae.runtime.uncertainty import ood_threshold
 
     _, da = _da()
     for bad in ("grid", "observations", "row_offset"):
@@ -204,9 +205,8 @@ def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int
     uncertainty = "ood" in specs
     threshold = None
     if uncertainty:
-        ood, threshold, _ = out_of_family(np.zeros(0), model.manifest.fit_residuals,
-                                          float(kw.get("ood_quantile", 0.99)))
-        if ood is None:
+        threshold = ood_threshold(model.manifest.fit_residuals, float(kw.get("ood_quantile", 0.99)))
+        if threshold is None:
             del specs["ood"]
     specs.pop("ood_threshold", None)
     fields = {}

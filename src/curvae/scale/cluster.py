@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from curvae.core.errors import ClusterError, InputError, MissingRuntimeError
+from curvae.runtime.arrays import check_int
 
 #: Seconds to wait for a scheduler before giving up with a clear error.
 CONNECT_TIMEOUT_S = 5.0
@@ -106,8 +107,8 @@ def connect(spec: str, *, threads: int | None = None, timeout: float = CONNECT_T
         Seconds to wait for the scheduler; past them, :class:`ClusterError`.
     """
     addr = parse_address(spec)
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise InputError(f"threads={threads!r} must be a positive integer (onnxruntime threads per task)")
+    if threads is not None:
+        check_int("threads", threads, what="onnxruntime threads per task")
     distributed = distributed_module()
     with contextlib.ExitStack() as stack:
         if addr.local:

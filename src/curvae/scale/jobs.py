@@ -25,7 +25,7 @@ from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, 
 from curvae.runtime.files import check_chunk
 from curvae.runtime.model import CurveModel
 from curvae.runtime.stores import Finishing, ZarrSink, ZarrSource, check_output, is_zarr, open_rows, open_sink
-from curvae.scale.arrays import _da, model_key
+from curvae.scale.arrays import _da, block_start, model_key
 from curvae.scale.cluster import Connection, connect
 
 Progress = Callable[[int, int], None]
@@ -72,10 +72,6 @@ def rows_array(source: Any, rows: int):
                          meta=np.empty((0, 0), source.dtype))
 
 
-def _start(block_info: dict) -> int:
-    return int(block_info[0]["array-location"][0][0])
-
-
 def _emit(columns: dict[str, np.ndarray], start: int, sink: ZarrSink | None, extra: Any = None) -> np.ndarray:
     """Write a block's columns where the task runs (``.zarr``) or hand them back (``.npz``/``.npy``)."""
     n_rows = len(next(iter(columns.values())))
@@ -88,18 +84,18 @@ def _emit(columns: dict[str, np.ndarray], start: int, sink: ZarrSink | None, ext
 
 
 def _encode_task(x, model: CurveModel, sample: bool, seed: int, sink, block_info=None):
-    start = _start(block_info)
+    start = block_start(block_info)
     return _emit({"z": encode_chunk(model, x, start=start, sample=sample, seed=seed)}, start, sink)
 
 
 def _decode_task(z, model: CurveModel, sink, block_info=None):
-    start = _start(block_info)
+    start = block_start(block_info)
     return _emit({"curves": decode_chunk(model, z, start=start)}, start, sink)
 
 
 def _fit_task(x, model: CurveModel, skip_bad_rows: bool, fit_kw: dict, names: tuple[str, ...], sink,
               block_info=None):
-    start = _start(block_info)
+    start = block_start(block_info)
     res, skipped = fit_chunk(model, x, start=start, skip_bad_rows=skip_bad_rows, **fit_kw)
     return _emit({name: column(res, name) for name in names}, start, sink, FitTally().add(res, skipped))
 
