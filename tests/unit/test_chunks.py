@@ -1,5 +1,6 @@
 """The chunk kernels: rows named in the whole set, draws that follow the row, bad rows stopped or skipped."""
 
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from curvae.runtime.chunks import FitTally, column, fit_chunk, fit_columns_for
 from curvae.runtime.fit import FitResult
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+sys.path.insert(0, str(GOLDEN.parent))
+from results import assert_same_fit  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +27,6 @@ def model():
 def targets(model):
     noise = np.random.default_rng(0).normal(0, 0.02, (300, model.n_points)).astype(np.float32)
     return model.sample(300, seed=1) + noise
-
-
-def same(a: FitResult, b: FitResult) -> None:
-    for f in fields(FitResult):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            assert np.array_equal(x, y, equal_nan=x.dtype.kind == "f"), f.name
-        else:
-            assert x == y, f.name
 
 
 def test_row_normals_do_not_depend_on_the_chunking():
@@ -48,7 +42,7 @@ def test_seeded_encodes_and_multi_start_fits_do_not_depend_on_the_chunking(model
                             for i in range(0, 300, 37)])
     np.testing.assert_array_equal(whole, parts)
     one = model.fit(targets[:60], n_starts=3, seed=2)
-    same(one, model.fit(targets[:60], n_starts=3, seed=2, chunk_rows=7))
+    assert_same_fit(one, model.fit(targets[:60], n_starts=3, seed=2, chunk_rows=7))
     tail = model.fit(targets[25:60], n_starts=3, seed=2, row_offset=25)
     np.testing.assert_array_equal(tail.z, one.z[25:])
 

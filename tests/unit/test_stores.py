@@ -14,6 +14,8 @@ from curvae.runtime.files import decode_file, encode_file, fit_file
 from curvae.runtime.stores import ZarrSink, open_rows, open_sink
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+sys.path.insert(0, str(GOLDEN.parent))
+from results import assert_identical, read_outputs  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,26 +27,16 @@ def save_zarr(path: Path, array: np.ndarray, chunks=None) -> None:
     zarr.create_array(str(path), data=array, chunks=chunks or "auto")
 
 
-def read_out(path: Path) -> dict[str, np.ndarray]:
-    if path.suffix == ".zarr":
-        g = zarr.open_group(str(path), mode="r")
-        return {k: g[k][:] for k in g.array_keys()}
-    if path.suffix == ".npy":
-        return {"": np.load(path, allow_pickle=False)}
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
 @pytest.mark.parametrize("suffix", [".npz", ".npy", ".zarr"])
 def test_encode_and_decode_stream_into_every_output_format(model, tmp_path, suffix):
     curves = model.sample(50, seed=3)
     np.save(tmp_path / "c.npy", curves)
     encode_file(model, tmp_path / "c.npy", tmp_path / f"z{suffix}", sample=True, seed=5, chunk=7)
-    (z,) = read_out(tmp_path / f"z{suffix}").values()
+    (z,) = read_outputs(tmp_path / f"z{suffix}").values()
     np.testing.assert_array_equal(z, model.encode(curves, sample=True, seed=5))
     save_zarr(tmp_path / "codes.zarr", z, (9, 2))
     decode_file(model, tmp_path / "codes.zarr", tmp_path / f"x{suffix}", chunk=11)
-    (x,) = read_out(tmp_path / f"x{suffix}").values()
+    (x,) = read_outputs(tmp_path / f"x{suffix}").values()
     np.testing.assert_array_equal(x, model.decode(z))
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
@@ -55,10 +47,9 @@ def test_fit_to_zarr_equals_fit_to_npz_and_records_skipped_rows(model, tmp_path)
     save_zarr(tmp_path / "t.zarr", t, (10, 25))  # chunked along points too: rows are read whole
     a = fit_file(model, tmp_path / "t.zarr", tmp_path / "fit.zarr", chunk=16, skip_bad_rows=True)
     b = fit_file(model, tmp_path / "t.zarr", tmp_path / "fit.npz", chunk=5, skip_bad_rows=True)
-    za, nb = read_out(tmp_path / "fit.zarr"), read_out(tmp_path / "fit.npz")
-    assert za.keys() == nb.keys() and {"skipped_rows", "skipped_reasons"} <= za.keys()
-    for k in za:
-        assert np.array_equal(za[k], nb[k], equal_nan=za[k].dtype.kind == "f"), k
+    za, nb = read_outputs(tmp_path / "fit.zarr"), read_outputs(tmp_path / "fit.npz")
+    assert_identical(za, nb)
+    assert {"skipped_rows", "skipped_reasons"} <= za.keys()
     assert za["skipped_rows"].tolist() == [13] and "targets[13, 5] = inf" in za["skipped_reasons"][0]
     assert a["n_skipped"] == b["n_skipped"] == 1 and a["n_success"] == 39
     with pytest.raises(BadRowsError, match=r"targets\[13, 5\]"):
