@@ -14,6 +14,7 @@ from curvae import __version__
 from curvae.core.errors import CurvaeError
 from curvae.export.config import (  # the defaults and choices below: torch-free
     DEFAULT_BUDGETS,
+    INT8_SCHEMES,
     ExportConfig,
 )
 from curvae.families import FAMILIES
@@ -239,15 +240,17 @@ def _print_run(out: str, s: dict) -> None:
               type=click.FloatRange(min=0, min_open=True), help="Largest accepted |fp16 - fp32| on decoded curves.")
 @click.option("--int8-budget", default=DEFAULT_BUDGETS["int8"], show_default=True,
               type=click.FloatRange(min=0, min_open=True),
-              help="Largest accepted |int8 - fp32| on decoded curves.")
+              help="Largest accepted |int8 - fp32| on decoded curves, on this CPU and every integer kernel.")
+@click.option("--int8-scheme", type=click.Choice(list(INT8_SCHEMES)), default=ExportConfig.int8_scheme,
+              show_default=True, help="u8u8: exact sums on every CPU; u8s7: 7-bit weights, faster with VNNI.")
 @_force_option
-def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, force) -> None:
+def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, int8_scheme, force) -> None:
     """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json)."""
     from curvae.training.export_run import export_run
 
     variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
                 **({"int8": int8_budget} if quantize == "int8" else {})}
-    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol), force=force,
+    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol, int8_scheme=int8_scheme), force=force,
                      variants=variants or None)
     p = res.manifest.parity
     click.echo(f"bundle {out}: parity passed on batches {list(p.batches)} ({', '.join(p.providers)}): "

@@ -85,3 +85,73 @@ def test_fp16_rows_do_not_depend_on_the_batch_but_int8_rows_may(variant_bundle):
     int8 = CurveModel.load(variant_bundle, variant="int8")
     diff = np.abs(int8.decode(z)[0] - int8.decode(np.concatenate([z, others]))[0]).max()
     assert diff <= int8.manifest.variants["int8"].budget  # documented: batch-dependent, within its budget
+
+
+def test_int8_scheme_and_its_error_on_every_kernel_are_recorded(variant_bundle):
+    from curvae.export.int8_kernels import weight_types
+    from curvae.export.config import ExportConfig
+
+    rec = CurveModel.load(variant_bundle).manifest.variants["int8"]
+    assert rec.scheme == ExportConfig.int8_scheme
+    assert set(rec.max_abs_by_kernel) == {"native", "exact", "pairsum16"}
+    for out, worst in rec.max_abs.items():
+        assert worst == max(k[out] for k in rec.max_abs_by_kernel.values())
+    # u8 weights: the non-VNNI kernel sums them exactly, so the two integer models agree
+    assert weight_types((variant_bundle / "decoder.int8.onnx").read_bytes()) == {"uint8"}
+    assert rec.max_abs_by_kernel["pairsum16"] == rec.max_abs_by_kernel["exact"]
+
+
+def test_the_7bit_scheme_never_saturates_either(run_dir, tmp_path):
+    from curvae.export.config import ExportConfig
+
+    export_run(run_dir, tmp_path / "m", config=ExportConfig(int8_scheme="u8s7-per-channel"), variants={"int8": 0.5})
+    rec = CurveModel.load(tmp_path / "m").manifest.variants["int8"]
+    assert rec.scheme == "u8s7-per-channel"
+    assert rec.max_abs_by_kernel["pairsum16"] == rec.max_abs_by_kernel["exact"]
+    with pytest.raises(Exception, match="int8_scheme='u8s8' is not one of"):
+        ExportConfig(int8_scheme="u8s8")
+
+
+def test_recorded_int8_error_bounds_what_this_cpu_gives(variant_bundle):
+    fp32, int8 = CurveModel.load(variant_bundle), CurveModel.load(variant_bundle, variant="int8")
+    z = np.random.default_rng(11).standard_normal((10_000, 2)).astype(np.float32)
+    measured = float(np.abs(int8.decode(z) - fp32.decode(z)).max())
+    recorded = int8.manifest.variants["int8"].max_abs["x_hat"]
+    assert 0 < measured <= 1.5 * recorded
+
+
+def test_the_legacy_u8s8_scheme_saturates_on_the_non_vnni_kernel(run_dir, tmp_path):
+    """Why the scheme changed: the same graph quantised u8×s8 loses accuracy where pairs saturate to int16."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from curvae.export.int8_kernels import evaluate
+
+    export_run(run_dir, tmp_path / "m")
+    logging.getLogger().setLevel(logging.ERROR)
+    quantize_dynamic(tmp_path / "m" / "decoder.onnx", tmp_path / "s8.onnx", op_types_to_quantize=["MatMul", "Gemm"],
+                     weight_type=QuantType.QInt8, per_channel=True)
+    z = np.random.default_rng(2).standard_normal((2000, 2)).astype(np.float32) * 2
+    ref = CurveModel.load(tmp_path / "m").decode(z)
+    data = (tmp_path / "s8.onnx").read_bytes()
+    err = {k: float(np.abs(evaluate(data, {"z": z}, k)[0] - ref).max()) for k in ("exact", "pairsum16")}
+    assert err["pairsum16"] > 1.5 * err["exact"], err
+
+
+def test_check_warns_about_an_int8_variant_without_a_scheme(variant_bundle, tmp_path):
+    import json
+    import shutil
+
+    from curvae.apps.check import check_bundle
+
+    assert not check_bundle(variant_bundle).warnings
+    dst = tmp_path / "old"
+    shutil.copytree(variant_bundle, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    for key in ("scheme", "max_abs_by_kernel"):
+        del manifest["variants"]["int8"][key]
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    report = check_bundle(dst)
+    assert len(report.warnings) == 1 and "may saturate" in report.warnings[0]
+    assert any(line.startswith("warning: the int8 variant") for line in report.lines())

@@ -5,7 +5,7 @@ import pytest
 
 from curvae.core.errors import BundleError
 from curvae.runtime import CurveModel
-from curvae.runtime.bundle import Manifest, read_bundle, read_manifest
+from curvae.runtime.bundle import FORMAT_VERSION, Manifest, read_bundle, read_manifest
 
 
 def test_bundle_without_variants_holds_exactly_three_files(bundle_dir):
@@ -17,7 +17,7 @@ def test_manifest_round_trip_and_required_facts(bundle_dir):
     raw = json.loads((bundle_dir / "manifest.json").read_text())
     m = Manifest.from_dict(raw)
     assert Manifest.from_dict(m.to_dict()) == m
-    assert (m.format_version, m.n_points, m.latent_dim) == ("1.1", 100, 2)
+    assert (m.format_version, m.n_points, m.latent_dim) == (FORMAT_VERSION, 100, 2)
     assert (m.ir_version, m.min_onnxruntime) == (8, "1.14")
     np.testing.assert_allclose(m.grid, np.linspace(0.01, 0.99, 100))
     assert m.family["name"] == "beta" and m.family["params"] == {"alpha": [0.0, 5.0], "beta": [0.0, 5.0]}

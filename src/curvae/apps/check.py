@@ -27,6 +27,7 @@ class CheckReport:
     parity_worst: float = 0.0
     parity_passed: bool = True
     tolerance: str = ""
+    warnings: tuple[str, ...] = ()  # facts the user should act on that do not fail the check
 
     def lines(self) -> list[str]:
         out = [f"bundle {self.bundle}: manifest, file set, sha256, opsets and run ids OK; {self.checker}; "
@@ -37,6 +38,7 @@ class CheckReport:
             if self.parity_passed:
                 out.append(f"parity OK on {self.parity_rows} rows: max abs {self.parity_worst:.2e} "
                            f"({self.tolerance})")
+        out += [f"warning: {w}" for w in self.warnings]
         return out
 
     def verdict(self) -> None:
@@ -44,6 +46,14 @@ class CheckReport:
         if not self.parity_passed:
             raise CurvaeError(f"parity failed: max abs {self.parity_worst:.3g} is over the bundle's tolerance "
                               f"({self.tolerance}); re-export the bundle from its run")
+
+
+def _variant_warnings(variants) -> tuple[str, ...]:
+    return tuple(
+        f"the {name} variant was quantised u8×s8 before curvae recorded its int8 scheme: on x86 CPUs without "
+        f"VNNI (AVX2 only) its sums may saturate, and its error may exceed the recorded "
+        f"{rec.max_abs.get('x_hat', float('nan')):.3g}; re-export it with --quantize int8"
+        for name, rec in sorted(variants.items()) if name == "int8" and not rec.scheme)
 
 
 def check_bundle(
@@ -61,7 +71,7 @@ def check_bundle(
     model = CurveModel.load(bundle, providers=providers, strict=strict, variant=variant)
     m = model.manifest
     report = dict(bundle=str(bundle), checker=full_check(bundle), min_onnxruntime=m.runtime_needed(variant),
-                  placement=placement_summary(model.placement()))
+                  placement=placement_summary(model.placement()), warnings=_variant_warnings(m.variants))
     if run is None:
         return CheckReport(**report)
     from curvae.export.parity import format_table

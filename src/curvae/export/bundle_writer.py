@@ -91,7 +91,7 @@ def export_bundle(
     ref_enc, ref_dec = reference if reference is not None else (encoder, decoder)
     rows, parity = _parity_gate(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, config=config)
     files, records = _variants(variants or {}, enc_bytes, dec_bytes, decoder, latent_dim=latent_dim,
-                               targets=fit_targets, seed=config.seed)
+                               targets=fit_targets, seed=config.seed, int8_scheme=config.int8_scheme)
     residuals = None if fit_targets is None else _fit_residuals(enc_bytes, dec_bytes, fit_targets)
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
@@ -155,7 +155,8 @@ def _fit_residuals(enc_bytes: bytes, dec_bytes: bytes, targets: np.ndarray) -> F
 
 
 def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, decoder, *, latent_dim: int,
-              targets: np.ndarray | None, seed: int) -> tuple[dict[str, bytes], dict[str, VariantRecord]]:
+              targets: np.ndarray | None, seed: int,
+              int8_scheme: str) -> tuple[dict[str, bytes], dict[str, VariantRecord]]:
     """Build and measure each precision variant; returns its files and its manifest records."""
     if not budgets:
         return {}, {}
@@ -166,7 +167,8 @@ def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, dec
     records: dict[str, VariantRecord] = {}
     for name, budget in budgets.items():
         v_enc, v_dec, measured = build_variant(name, enc_bytes, dec_bytes, latent_dim=latent_dim,
-                                               targets=np.asarray(targets, np.float32), budget=budget, seed=seed)
+                                               targets=np.asarray(targets, np.float32), budget=budget, seed=seed,
+                                               int8_scheme=int8_scheme)
         enc_file, dec_file = f"encoder.{name}.onnx", f"decoder.{name}.onnx"
         files.update({enc_file: v_enc, dec_file: v_dec})
         scan = scan_model(v_enc, name=enc_file)

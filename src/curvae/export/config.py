@@ -16,6 +16,13 @@ from curvae.runtime.versions import (
 #: (log-PDF units for the built-in families).
 DEFAULT_BUDGETS = {"fp16": 0.05, "int8": 0.5}
 
+#: int8 schemes (onnxruntime dynamic quantisation settings). Neither saturates on any CPU: u8×u8 is summed
+#: exactly by every kernel, and 7-bit weights keep every u8×s7 pair sum within int16 (docs/portability.md).
+INT8_SCHEMES: dict[str, dict] = {
+    "u8u8-per-channel": {"weight_type": "QUInt8", "per_channel": True, "reduce_range": False},
+    "u8s7-per-channel": {"weight_type": "QInt8", "per_channel": True, "reduce_range": True},
+}
+
 
 @dataclass(frozen=True)
 class ExportConfig:
@@ -34,6 +41,9 @@ class ExportConfig:
     atol: float = 1e-5
     rtol: float = 1e-6
     seed: int = 0
+    #: How ``--quantize int8`` quantises: the most accurate saturation-free scheme by default; "u8s7-per-channel"
+    #: is about 2x faster on CPUs with VNNI, at some accuracy.
+    int8_scheme: str = "u8u8-per-channel"
 
     def __post_init__(self) -> None:
         if not MIN_OPSET <= self.opset <= MAX_OPSET:
@@ -44,6 +54,8 @@ class ExportConfig:
             raise InputError(f"atol={self.atol!r} must be a positive number")
         if not (0 <= self.rtol < 1e-2):
             raise InputError(f"rtol={self.rtol!r} must be in [0, 0.01); float32 rounding needs about 1e-6")
+        if self.int8_scheme not in INT8_SCHEMES:
+            raise InputError(f"int8_scheme={self.int8_scheme!r} is not one of {', '.join(INT8_SCHEMES)}; pick one")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,7 +32,7 @@ from curvae.runtime.versions import min_onnxruntime, parse_version
 RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                         "Multinomial", "Bernoulli", "Dropout"})
 
-FORMAT_VERSION = "1.1"  # 1.1 adds min_onnxruntime; 1.0 bundles still load
+FORMAT_VERSION = "1.2"  # 1.1 adds min_onnxruntime; 1.2 the int8 scheme and its error per kernel; older still load
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"

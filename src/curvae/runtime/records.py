@@ -82,6 +82,13 @@ class VariantRecord:
     fit_residual_median: float
     fp32_fit_residual_median: float
     n_fit_targets: int
+    #: How the int8 variant was quantised (``INT8_SCHEME``); "" for fp16 and for int8 bundles written before it
+    #: was recorded, whose u8×s8 weights may saturate on x86 CPUs without VNNI.
+    scheme: str = ""
+    #: max |variant − float32| of each output under each integer kernel: "native" (this machine's onnxruntime),
+    #: "exact" (int32 sums: VNNI, ARM64, u8×u8) and "pairsum16" (int16-saturated pairs: x86 without VNNI).
+    #: ``max_abs`` is the worst of them. Empty before it was recorded.
+    max_abs_by_kernel: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"encoder": self.encoder.to_dict(), "decoder": self.decoder.to_dict(), "opset": self.opset,
@@ -89,7 +96,10 @@ class VariantRecord:
                 "max_abs": dict(self.max_abs), "budget": self.budget, "decode_rows_per_s": self.decode_rows_per_s,
                 "fp32_decode_rows_per_s": self.fp32_decode_rows_per_s,
                 "fit_residual_median": self.fit_residual_median,
-                "fp32_fit_residual_median": self.fp32_fit_residual_median, "n_fit_targets": self.n_fit_targets}
+                "fp32_fit_residual_median": self.fp32_fit_residual_median, "n_fit_targets": self.n_fit_targets,
+                **({"scheme": self.scheme} if self.scheme else {}),
+                **({"max_abs_by_kernel": {k: dict(v) for k, v in self.max_abs_by_kernel.items()}}
+                   if self.max_abs_by_kernel else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, min_onnxruntime: str) -> VariantRecord:
@@ -102,7 +112,9 @@ class VariantRecord:
                    fp32_decode_rows_per_s=float(d["fp32_decode_rows_per_s"]),
                    fit_residual_median=float(d["fit_residual_median"]),
                    fp32_fit_residual_median=float(d["fp32_fit_residual_median"]),
-                   n_fit_targets=int(d.get("n_fit_targets", 0)))
+                   n_fit_targets=int(d.get("n_fit_targets", 0)), scheme=str(d.get("scheme", "")),
+                   max_abs_by_kernel={str(k): {str(o): float(e) for o, e in v.items()}
+                                      for k, v in (d.get("max_abs_by_kernel") or {}).items()})
 
 
 @dataclass(frozen=True)
