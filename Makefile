@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.curvae-installed
 
-.PHONY: demo test compat fuzz explore bench docs venv clean
+.PHONY: demo test compat fuzz explore wheel bench docs venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ examples/web/node_modules/.package-lock.json: examples/web/package-lock.json
 
 explore: $(STAMP) examples/web/node_modules/.package-lock.json
 	$(VENV)/bin/curvae explore $(MODEL)
+
+# A wheel with the explorer's page and onnxruntime-web inside (setup.py), under dist/.
+wheel: $(STAMP) examples/web/node_modules/.package-lock.json
+	$(PY) -m pip wheel --no-deps --no-build-isolation -q -w dist .
 
 # Deeper, randomised fuzzing of the file readers than `make test` runs (FUZZ_EXAMPLES per test).
 FUZZ_EXAMPLES ?= 3000

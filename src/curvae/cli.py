@@ -460,13 +460,20 @@ def report(source, targets, out, seed, force) -> None:
 @main.command()
 @click.argument("model", type=click.Path(file_okay=False))
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--web", type=click.Path(file_okay=False), help="The explorer's folder (default: examples/web).")
-def explore(model, port, host, web) -> None:
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; anything but loopback needs --allow-host.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="A Host name clients use to reach a non-loopback --host (repeat for each).")
+@click.option("--web", type=click.Path(file_okay=False),
+              help="A page folder laid out like examples/web, for development (default: the installed page).")
+def explore(model, port, host, allow_hosts, web) -> None:
     """Serve the browser explorer for a bundle (onnxruntime-web, offline); Ctrl-C stops it."""
     from curvae.apps.explore import make_server, url_of
 
-    server = make_server(model, web=web, host=host, port=port)
+    server = make_server(model, web=web, host=host, port=port, allow_hosts=tuple(allow_hosts))
+    if server.server_address[0] not in ("127.0.0.1", "::1"):
+        click.echo(f"warning: serving on {host}: anyone who can reach this port can read the bundle "
+                   f"(answering to {', '.join(allow_hosts)})", err=True)
     click.echo(f"curvae explorer for {model}: open {url_of(server)}  (Ctrl-C stops)")
     try:
         server.serve_forever()

@@ -108,3 +108,60 @@ def test_explorer_matches_the_python_runtime(web_root, bundle_copy, tmp_path):
     assert "decoder.onnx has sha256" in out["tamperedError"] and "re-export the bundle" in out["tamperedError"]
     assert shot.is_file() and shot.stat().st_size > 20_000
     print(f"explorer decode: {out['decodeMsPerCall'] * 1e3:.0f} µs per 1-row call in the page")
+
+
+def test_explorer_from_an_installed_wheel(web_root, tmp_path):
+    """pip install the wheel with [cpu] into a fresh venv, away from the checkout: `curvae explore` serves the page
+    and onnxruntime-web from the package, and the page decodes like the Python runtime, under the server's CSP."""
+    import re
+    import sys
+    import time
+
+    from curvae.apps.explore import ORT_FILES
+
+    tree = tmp_path / "src-tree"  # the checkout's sources, with onnxruntime-web from the npm'd fixture
+    for name in ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md"):
+        shutil.copyfile(ROOT / name, tree / name if tree.exists() else (tree.mkdir() or tree / name))
+    shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(web_root, tree / "examples" / "web", ignore=shutil.ignore_patterns("node_modules"))
+    shutil.copytree(ROOT / "examples" / "shared", tree / "examples" / "shared")
+    dist = tree / "examples" / "web" / "node_modules" / "onnxruntime-web" / "dist"
+    dist.mkdir(parents=True)
+    for name in ORT_FILES:
+        shutil.copyfile(web_root / "node_modules" / "onnxruntime-web" / "dist" / name, dist / name)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "wheels"), str(tree)], check=True, env=env, capture_output=True, timeout=300)
+    wheel = next((tmp_path / "wheels").glob("curvae-*.whl"))
+    print(f"wheel {wheel.name}: {wheel.stat().st_size / 2**20:.1f} MiB")
+    assert wheel.stat().st_size < 12 * 2**20  # one wasm build, not the whole dist folder
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
+                    f"{wheel}[cpu]"], check=True, env=env, cwd=tmp_path, capture_output=True, timeout=600)
+    golden = ROOT / "tests" / "fixtures" / "golden"
+    proc = subprocess.Popen([str(venv / "bin" / "curvae"), "explore", str(golden), "--port", "0"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"open (http://\S+)", line)
+        assert url, line + proc.stderr.read()
+        z = np.random.default_rng(4).standard_normal((3, 2)).astype(np.float32)
+        (tmp_path / "in.json").write_text(json.dumps({"url": url.group(1) + "?backend=wasm", "z": z.tolist()}))
+        t = time.time()
+        res = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "page_decode.mjs"), str(web_root),
+                              str(tmp_path / "in.json"), str(tmp_path / "out.json")],
+                             capture_output=True, text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
+        assert res.returncode == 0, res.stdout + res.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["ready"] is True and not out["pageErrors"] and not out["consoleErrors"], out
+    assert "wasm" in out["backend"]
+    np.testing.assert_allclose(np.asarray(out["decoded"]), CurveModel.load(golden).decode(z), atol=1e-5)
+    served = {p for p, s in out["requests"] if s == 200}
+    assert {f"/ort/{f}" for f in ORT_FILES} <= served, out["requests"]  # exactly what the wheel ships was needed
+    assert all(s == 200 for _, s in out["requests"]), out["requests"]
+    print(f"page loaded and decoded in {time.time() - t:.1f}s")

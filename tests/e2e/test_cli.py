@@ -194,6 +194,8 @@ def test_explore_refuses_what_it_cannot_serve(tmp_path):
     one_line_error(invoke("explore", tmp_path, "--port", "0", ok=False), "has no manifest.json")
     golden = __import__("pathlib").Path(__file__).resolve().parents[1] / "fixtures" / "golden"
     one_line_error(invoke("explore", golden, "--web", tmp_path, ok=False), "the explorer page is not in")
+    one_line_error(invoke("explore", golden, "--host", "0.0.0.0", "--port", "0", ok=False),
+                   "--host 0.0.0.0 serves the explorer beyond this machine", "--allow-host NAME")
 
 
 def test_fit_with_mcmc_writes_posterior_samples(tmp_path):
