@@ -16,7 +16,7 @@ def small_config(**train_kw):
     from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
     return RunConfig(data=DataConfig(family="beta", n_curves=400), model=ModelConfig(hidden=32),
-                     train=TrainConfig(**{"epochs": 4, "batch_size": 64, "seed": 3, **train_kw}))
+                     train=TrainConfig(**{"steps": 600, "batch_size": 64, "seed": 3, **train_kw}))
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,10 @@ from curvae.export.config import (  # the defaults and choices below: torch-free
 from curvae.families import FAMILIES
 from curvae.runtime.fit import FIT_INITS, MODEL_FIT_METHODS, FitOptions
 from curvae.runtime.records import VARIANTS
-from curvae.training.config import (
+from curvae.training.config import (  # noqa: I001
+    DEFAULT_STEPS,
+    SEED_MODEL,
+    SEED_TRAIN,
     ACTIVATIONS,
     DEVICES,
     DataConfig,
@@ -120,7 +123,7 @@ def _force_option(f):
     return click.option("--force", is_flag=True, help="Replace --out if it exists.")(f)
 
 
-def _epoch_printer(total: int, start: int | None = 0):
+def _epoch_printer(total: int | None = None, start: int | None = 0):
     """A click progress bar fed by the training loop's per-epoch callback, opened at the first epoch.
 
     ``start=None`` takes the first reported epoch as the starting point (resume).
@@ -131,7 +134,9 @@ def _epoch_printer(total: int, start: int | None = 0):
         nonlocal bar
         if bar is None:
             first = row["epoch"] - 1 if start is None else start
-            bar = click.progressbar(length=total - first, label="training", file=sys.stderr, show_pos=True,
+            end = row.get("rounds", total) if total is None else total
+            bar = click.progressbar(length=end - first, label=f"training ({row.get('budget', 'budget')})",
+                                    file=sys.stderr, show_pos=True,
                                     item_show_func=lambda r: r and f"epoch {r['epoch']} recon {r['recon']:.4f} "
                                                                    f"kl {r['kl']:.3f} held-out {r['val_recon']:.4f}")
             bar.__enter__()
@@ -154,14 +159,21 @@ def main() -> None:
 @click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
 @click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int,
               help="Curves drawn from the family.")
-@click.option("--epochs", default=TrainConfig.epochs, show_default=True, type=int, help="Passes over the training curves.")
+@click.option("--steps", type=click.IntRange(min=1),
+              help=f"Optimiser steps, whatever the data size [default: {DEFAULT_STEPS:,}].")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the curves instead of a step budget.")
+@click.option("--preset", type=click.Choice(["default", "seed"]), default="default", show_default=True,
+              help="seed: the worked example's plain MLPs, per-point scaling, SSE loss, 100 epochs.")
+@click.option("--header", type=click.Choice(["auto", "grid", "names", "none"]), default="auto", show_default=True,
+              help="A data file's first row: auto-detect, x values (grid), column names, or a curve.")
 @click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=int, help="Curves per Adam step.")
-@click.option("--lr", default=TrainConfig.lr, show_default=True, type=float, help="Peak learning rate (Adam).")
-@click.option("--lr-final", default=TrainConfig.lr_final, show_default=True, type=float,
-              help="Learning rate at the last step.")
+@click.option("--lr", type=float, help=f"Peak learning rate (Adam) [default: {TrainConfig.lr:g}; seed 1e-2].")
+@click.option("--lr-final", type=float,
+              help=f"Learning rate at the last step [default: {TrainConfig.lr_final:g}; seed 5e-5].")
 @click.option("--warmup-epochs", default=TrainConfig.warmup_epochs, show_default=True, type=int,
               help="Linear warm-up to --lr, then exponential decay to --lr-final.")
-@click.option("--beta", default=TrainConfig.beta, show_default=True, type=float, help="Weight of the KL term.")
+@click.option("--beta", default=TrainConfig.beta, show_default=True, type=float,
+              help="Weight of the KL term (the calibrated loss needs no tuning of it).")
 @click.option("--kl-warmup-epochs", default=TrainConfig.kl_warmup_epochs, show_default=True, type=int,
               help="Ramp the KL weight up from 0 over this many epochs.")
 @click.option("--ema", default=TrainConfig.ema, show_default=True, type=float,
@@ -176,6 +188,12 @@ def main() -> None:
               help="Hidden layers in encoder and decoder.")
 @click.option("--activation", default=ModelConfig.activation, show_default=True, type=click.Choice(ACTIVATIONS),
               help="Hidden-layer activation.")
+@click.option("--linear-path/--no-linear-path", default=None,
+              help="An affine path started at PCA beside each MLP [default: on; seed: off].")
+@click.option("--scaling", type=click.Choice(["global", "per-point"]),
+              help="Divide the centred curves by one scale or by each point's [default: global; seed: per-point].")
+@click.option("--loss", type=click.Choice(["calibrated", "sse"]),
+              help="(P/2)·log(MSE) + β·KL, or the seed's SSE + β·KL [default: calibrated; seed: sse].")
 @click.option("--val-fraction", default=DataConfig.val_fraction, show_default=True, type=float,
               help="Held-out share of the curves, reported every epoch.")
 @click.option("--device", default=TrainConfig.device, show_default=True, type=click.Choice(DEVICES),
@@ -187,9 +205,9 @@ def main() -> None:
               help="Continue this stopped, interrupted or failed run from its checkpoint (its own config is used).")
 @click.option("--stop-after", type=click.IntRange(min=1), help="Stop after this epoch; --resume continues it.")
 @_force_option
-def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epochs, beta, kl_warmup_epochs, ema,
-          adam_beta2, threads, latent_dim, hidden, depth, activation, val_fraction, device, seed, out, resume_run,
-          stop_after, force) -> None:
+def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr, lr_final, warmup_epochs, beta,
+          kl_warmup_epochs, ema, adam_beta2, threads, latent_dim, hidden, depth, activation, linear_path, scaling,
+          loss, val_fraction, device, seed, out, resume_run, stop_after, force) -> None:
     """Train a VAE on a curve family or your own curves, or resume a run."""
     from curvae.training.config import RunConfig
     from curvae.training.loop import resume
@@ -198,29 +216,51 @@ def train(family, data, n_curves, epochs, batch_size, lr, lr_final, warmup_epoch
     if resume_run:
         from curvae.training.run import load_checkpoint
 
-        total = load_checkpoint(resume_run).config.train.epochs
-        s = resume(resume_run, out=out, on_epoch=_epoch_printer(total, start=None), stop_after=stop_after)
+        s = resume(resume_run, out=out, on_epoch=_epoch_printer(start=None), stop_after=stop_after)
         _print_run(out or resume_run, s)
         return
     if not out:
         raise click.UsageError("--out is required (or pass --resume RUN)")
+    base_model, base_train = (SEED_MODEL, SEED_TRAIN) if preset == "seed" else ({}, {})
+    if steps is not None:
+        base_train = {k: v for k, v in base_train.items() if k != "epochs"}
+    given = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
     cfg = RunConfig(
-        data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction),
-        model=ModelConfig(latent_dim=latent_dim, hidden=hidden, depth=depth, activation=activation),
-        train=TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final,
-                          warmup_epochs=warmup_epochs, beta=beta, kl_warmup_epochs=kl_warmup_epochs, ema=ema,
-                          adam_beta2=adam_beta2, threads=threads,
-                          device=device, seed=seed),
+        data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction, header=header),
+        model=ModelConfig(**{"latent_dim": latent_dim, "hidden": hidden, "depth": depth, **base_model,
+                             **({"activation": activation} if activation != ModelConfig.activation else {}),
+                             **given(linear_path=linear_path, scaling=scaling)}),
+        train=TrainConfig(**{**base_train, **given(steps=steps, epochs=epochs, lr=lr, lr_final=lr_final, loss=loss),
+                             "batch_size": batch_size, "warmup_epochs": warmup_epochs, "beta": beta,
+                             "kl_warmup_epochs": kl_warmup_epochs, "ema": ema, "adam_beta2": adam_beta2,
+                             "threads": threads, "device": device, "seed": seed}),
     )
-    s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(stop_after or epochs), stop_after=stop_after)
+    s = train_run(cfg, out, force=force, on_epoch=_epoch_printer(stop_after), stop_after=stop_after)
     _print_run(out, s)
+
+
+def pca_line(pca: dict, model_rmse: float) -> str:
+    """One line comparing the model with PCA at the same size on the held-out curves."""
+    d, rmse, k = pca["latent_dim"], pca["val_rmse"], pca.get("components_to_match")
+    worth = f"PCA needs {k} components to match it" if k is not None else "PCA needs more than 64 components to match it"
+    verdict = (f"PCA with {d} components is as good as the model ({rmse:.4g}): a linear basis is enough here"
+               if rmse <= model_rmse else f"{worth} ({rmse / max(model_rmse, 1e-30):.1f}x the model's error at {d})")
+    return f"baseline: held-out RMSE model {model_rmse:.4g}, PCA at d={d} {rmse:.4g}; {verdict}"
 
 
 def _print_run(out: str, s: dict) -> None:
     f = s["final"]
+    fam = s.get("family") or {}
+    if fam.get("grid_from_first_row"):
+        click.echo(f"read the first row of {fam.get('source')} as the grid (x values), not as a curve; "
+                   "--header none reads it as a curve")
     click.echo(f"run {out} ({s['status']}): {s['n_train']} train / {s['n_val']} held-out curves, "
-               f"{s['epochs_done']} of {s['epochs']} epochs on {s['device']} in {s['seconds']:.1f}s; "
+               f"{s['epochs_done']} of {s['epochs']} rounds ({s.get('budget', str(s['epochs']) + ' epochs')}) "
+               f"on {s['device']} in {s['seconds']:.1f}s; "
                f"recon {f['recon']:.4f}, KL {f['kl']:.3f}, held-out SSE {f['val_recon']:.4f} (RMSE {f['val_rmse']:.4f})")
+    pca = s.get("pca")
+    if pca:
+        click.echo(pca_line(pca, f["val_rmse"]))
 
 
 @main.command()
@@ -256,6 +296,8 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
     click.echo(f"bundle {out}: parity passed on batches {list(p.batches)} ({', '.join(p.providers)}): "
                f"max abs {p.max_abs:.2e}, max rel {p.max_rel:.2e} (atol {atol:g}, rtol {rtol:g}, "
                f"float32 noise {p.float32_noise:.1e})")
+    if res.manifest.baseline is not None:
+        click.echo(f"baseline: {res.manifest.baseline.summary()}")
     for name, v in res.manifest.variants.items():
         click.echo(f"variant {name}: max |{name} - fp32| {v.max_abs['x_hat']:.3g} (budget {v.budget:g}), "
                    f"decode {v.decode_rows_per_s / 1e6:.2f}M rows/s vs fp32 {v.fp32_decode_rows_per_s / 1e6:.2f}M, "
@@ -289,6 +331,8 @@ def info(model, providers, strict, variant, as_json) -> None:
         click.echo(json.dumps(d, indent=2))
         return
     for key, val in d.items():
+        if key == "baseline" and val:
+            val = val["verdict"]
         click.echo(f"{key:>20}: {json.dumps(val) if isinstance(val, (dict, list)) else val}")
 
 
@@ -496,7 +540,7 @@ def demo(out, n_targets, epochs, seed, force) -> None:
 
     tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
     s = run_demo(out, n_targets=n_targets, seed=seed, force=force, config=RunConfig(train=tc),
-                 on_epoch=_epoch_printer(tc.epochs))
+                 on_epoch=_epoch_printer())
     click.echo(format_summary(s, out))
 
 

@@ -37,11 +37,13 @@ from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
     ExportRecord,
     FitResidualRecord,
+    BaselineRecord,
     GraphInfo,
     ParityRecord,
     TrainingRecord,
     VariantRecord,
 )
+from curvae.core.pca import PCA
 from curvae.runtime.session import make_session
 from curvae.runtime.versions import min_onnxruntime
 
@@ -70,6 +72,7 @@ def export_bundle(
     reference: tuple[torch.nn.Module, torch.nn.Module] | None = None,
     variants: dict[str, float] | None = None,
     fit_targets: np.ndarray | None = None,
+    baseline_train: np.ndarray | None = None,
 ) -> ExportResult:
     """Export ``encoder`` ``(x, eps) → (z, mu, logvar)`` and ``decoder`` ``z → x_hat`` as a bundle.
 
@@ -83,7 +86,9 @@ def export_bundle(
     error budgets; each is measured (error, speed, and fit residual on
     ``fit_targets``, shape (n, n_points)) and refused over budget. The
     residuals of the default fit on ``fit_targets`` (held-out curves) are
-    recorded for the out-of-family flag.
+    recorded for the out-of-family flag. With ``baseline_train`` (the
+    training curves, (n, n_points)), PCA fitted on them is scored on the same
+    held-out curves and recorded beside the model (``baseline``).
     """
     check_can_write(out, force=force)
     enc_bytes, dec_bytes, ir_version = _graphs(encoder, decoder, n_points=n_points, latent_dim=latent_dim,
@@ -93,6 +98,9 @@ def export_bundle(
     files, records = _variants(variants or {}, enc_bytes, dec_bytes, decoder, latent_dim=latent_dim,
                                targets=fit_targets, seed=config.seed, int8_scheme=config.int8_scheme)
     residuals = None if fit_targets is None else _fit_residuals(enc_bytes, dec_bytes, fit_targets)
+    baseline = None
+    if residuals is not None and baseline_train is not None:
+        baseline = pca_baseline(baseline_train, fit_targets, residuals, latent_dim=latent_dim, seed=config.seed)
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
         grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,
@@ -105,6 +113,7 @@ def export_bundle(
         export=ExportRecord(opset=config.opset, atol=config.atol, rtol=config.rtol, seed=config.seed),
         fit_residuals=residuals,
         min_onnxruntime=min_onnxruntime(config.opset, ir_version),
+        baseline=baseline,
     )
     with atomic_dir(out, force=force) as tmp:
         for fname, data in {ENCODER_FILE: enc_bytes, DECODER_FILE: dec_bytes, **files}.items():
@@ -142,6 +151,22 @@ def _parity_gate(ref_enc, ref_dec, enc_bytes: bytes, dec_bytes: bytes, *, latent
             "(raise --atol only if that error is acceptable)"
         )
     return rows, parity
+
+
+#: PCA sizes the baseline scores (besides the model's own latent size).
+BASELINE_SIZES = (1, 2, 3, 4, 6, 8, 12, 16)
+
+
+def pca_baseline(train: np.ndarray, held_out: np.ndarray, residuals: FitResidualRecord, *, latent_dim: int,
+                 seed: int = 0) -> BaselineRecord:
+    """PCA fitted on ``train`` (n, P), scored on ``held_out`` (m, P) beside the model's ``residuals`` of them."""
+    basis = PCA.fit(train, seed=seed)
+    model_median = float(np.median(residuals.values))
+    return BaselineRecord(method="pca", latent_dim=latent_dim, n_train=int(len(train)),
+                          n_held_out=int(len(held_out)),
+                          pca_residual_median=basis.median_by_size(held_out, sorted({*BASELINE_SIZES, latent_dim})),
+                          model_residual_median=model_median,
+                          components_to_match=basis.components_to_match(held_out, model_median))
 
 
 def _fit_residuals(enc_bytes: bytes, dec_bytes: bytes, targets: np.ndarray) -> FitResidualRecord:

@@ -19,6 +19,7 @@ from curvae.core.errors import BundleError, first_line
 from curvae.core.safeio import PROTOBUF_MAX_BYTES, read_bounded, read_json
 from curvae.runtime.onnx_scan import scan_model
 from curvae.runtime.records import (
+    BaselineRecord,
     ExportRecord,
     FitResidualRecord,
     GraphInfo,
@@ -67,6 +68,8 @@ class Manifest:
     #: Oldest onnxruntime that runs the float32 graphs; derived from opset and IR version
     #: for 1.0 bundles, which did not record it.
     min_onnxruntime: str = ""
+    #: The model against PCA on the held-out curves (format 1.2; None in older bundles or without held-out data).
+    baseline: BaselineRecord | None = None
 
     def __post_init__(self) -> None:
         if not self.min_onnxruntime:
@@ -111,6 +114,8 @@ class Manifest:
             d["export"] = self.export.to_dict()
         if self.fit_residuals is not None:
             d["fit_residuals"] = self.fit_residuals.to_dict()
+        if self.baseline is not None:
+            d["baseline"] = self.baseline.to_dict()
         return d
 
     @classmethod
@@ -144,6 +149,7 @@ class Manifest:
                 export=ExportRecord.from_dict(d["export"]) if d.get("export") else None,
                 fit_residuals=FitResidualRecord.from_dict(d["fit_residuals"]) if d.get("fit_residuals") else None,
                 min_onnxruntime=str(d.get("min_onnxruntime") or ""),
+                baseline=BaselineRecord.from_dict(d["baseline"]) if d.get("baseline") else None,
             )
             for record in [m, *m.variants.values()]:
                 parse_version(record.min_onnxruntime)

@@ -31,6 +31,29 @@ class CurveFile:
     curves: NDArray[np.float32]
     grid: NDArray[np.float64] | None
     header: tuple[str, ...] | None = None  # a CSV's non-numeric first row, taken as column names
+    grid_from_first_row: bool = False  # the grid was the file's first row (said so to the user)
+
+
+#: How a file's first row is read: guessed, a grid of x values, column names, or a curve like the others.
+HEADER_MODES = ("auto", "grid", "names", "none")
+
+
+def _is_increasing(row: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(row)) and np.all(np.diff(row) > 0))
+
+
+def _looks_like_grid(raw: np.ndarray) -> bool:
+    """A strictly increasing first row, unlike the rows below it: increasing curves are not a majority there,
+    or the first row lies far outside them (robust units)."""
+    if raw.ndim != 2 or raw.shape[0] < 3 or raw.shape[1] < 2 or not _is_increasing(raw[0]):
+        return False
+    rest = raw[1:1001]
+    if np.mean([_is_increasing(r) for r in rest]) < 0.5:
+        return True
+    median = np.nanmedian(rest, axis=0)
+    dist = np.sqrt(np.nanmean((rest - median) ** 2, axis=1))
+    scale = max(float(np.median(dist)), 1e-12)
+    return float(np.sqrt(np.mean((raw[0] - median) ** 2))) > 20 * scale
 
 
 def load_curves(
@@ -43,6 +66,7 @@ def load_curves(
     what: str = "curves",
     max_npz_bytes: int = MAX_NPZ_BYTES,
     allow_nan: bool = False,
+    header: str = "auto",
 ) -> CurveFile:
     """Load and validate a 2-D array of curves from ``.npy``, ``.npz`` or ``.csv``.
 
@@ -65,15 +89,22 @@ def load_curves(
         Cap on the decompressed size of an ``.npz``.
     allow_nan : bool
         Keep NaN values (fit targets: an unobserved point).
+    header : {"auto", "grid", "names", "none"}
+        How the first row of a ``.csv`` (or of an ``.npz`` without a ``grid``)
+        is read. ``"auto"``: non-numeric → column names; strictly increasing
+        and unlike the rows below it → the grid (``grid_from_first_row``);
+        otherwise a curve. ``"grid"``/``"names"``/``"none"`` say which.
 
     A 1-D ``.npy`` is one curve. A CSV's delimiter (``,``, ``;`` or tab) is
-    sniffed, and a non-numeric first row is taken as a header (``header``).
+    sniffed.
 
     Returns
     -------
     CurveFile
     """
     p = Path(path)
+    if header not in HEADER_MODES:
+        raise InputError(f"header={header!r} must be one of {', '.join(HEADER_MODES)}")
     if not p.exists():
         raise DataFileError(f"file {str(p)!r} does not exist; check the path")
     if not p.is_file():
@@ -84,7 +115,7 @@ def load_curves(
     try:
         if p.stat().st_size == 0:
             raise DataFileError(f"file {str(p)!r} is empty; it must hold at least {min_rows} row(s) of {what}")
-        grid, header = None, None
+        mode, grid, names = header, None, None
         if suffix == ".npy":
             raw = _load_npy(p)
             if raw.ndim == 1:  # one curve
@@ -92,11 +123,24 @@ def load_curves(
         elif suffix == ".npz":
             raw, grid = _load_npz(p, key, max_npz_bytes)
         else:
-            header, raw = read_csv(p)
+            names, raw = read_csv(p)
+            if mode == "names" and names is None and len(raw):
+                raw = raw[1:]
+            if mode == "grid" and names is not None:
+                raise DataFileError(f"the first row of {p.name} is not numeric ({names[0]!r}, ...), so it is no grid; "
+                                    "pass --header names (or auto)")
     except PermissionError:
         raise DataFileError(f"file {str(p)!r} cannot be read (permission denied); fix its permissions") from None
     except OSError as exc:
         raise DataFileError(f"file {str(p)!r} cannot be read ({exc.strerror or exc})") from None
+    from_row = False
+    if grid is None and names is None and suffix != ".npy" and mode in ("auto", "grid"):
+        arr = np.asarray(raw)
+        if mode == "grid" and not (arr.ndim == 2 and arr.shape[0] >= 2 and _is_increasing(arr[0])):
+            raise DataFileError(f"the first row of {p.name} is not a strictly increasing grid of x values; pass "
+                                "--header none to read it as a curve, or fix the file")
+        if mode == "grid" or (np.issubdtype(arr.dtype, np.number) and _looks_like_grid(arr)):
+            grid, raw, from_row = arr[0], arr[1:], True
     try:
         curves = as_matrix(raw, name=f"{what} in {p.name}", n_cols=n_points,
                            col_name="points" if what == "curves" else "values", min_rows=min_rows, min_cols=min_points,
@@ -110,7 +154,7 @@ def load_curves(
                 f"grid in {p.name} has shape {grid.shape}; it must be finite with shape ({curves.shape[1]},), "
                 "one x value per curve point"
             )
-    return CurveFile(curves=curves, grid=grid, header=header)
+    return CurveFile(curves=curves, grid=grid, header=names, grid_from_first_row=from_row)
 
 
 class CurveSource:

@@ -230,6 +230,9 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "variants": {k: {"max_abs_x_hat": v.max_abs["x_hat"], "budget": v.budget,
                          "decode_rows_per_s": round(v.decode_rows_per_s),
                          "fit_residual_median": v.fit_residual_median} for k, v in m.variants.items()},
+        "baseline": (None if m.baseline is None else
+                     {**m.baseline.to_dict(), "verdict": m.baseline.summary(),
+                      "linear_is_enough": m.baseline.linear_is_enough}),
         "variant_loaded": model.variant,
         "available_providers": available_providers(),
         "running_on": {g: p[0] for g, p in model.providers.items()},

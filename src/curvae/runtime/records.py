@@ -192,3 +192,59 @@ class ExportRecord:
     def from_dict(cls, d: dict[str, Any]) -> ExportRecord:
         return cls(opset=int(d["opset"]), atol=float(d["atol"]), rtol=float(d.get("rtol", 0.0)),
                    seed=int(d.get("seed", 0)))
+
+
+@dataclass(frozen=True)
+class BaselineRecord:
+    """The model against PCA on the same held-out curves, measured at export (format 1.2).
+
+    ``pca_residual_median`` maps a number of components to the median L2
+    residual of PCA's best fit (the projection), with PCA fitted on the training
+    curves; ``model_residual_median`` is the runtime's default fit.
+    ``components_to_match`` is the fewest components that reach the model's
+    median (None: more than were fitted).
+    """
+
+    method: str
+    latent_dim: int
+    n_train: int
+    n_held_out: int
+    pca_residual_median: dict[int, float]
+    model_residual_median: float
+    components_to_match: int | None
+
+    @property
+    def pca_same_size(self) -> float | None:
+        return self.pca_residual_median.get(self.latent_dim)
+
+    @property
+    def linear_is_enough(self) -> bool:
+        """PCA with as many components as the latent code is as good as the model."""
+        same = self.pca_same_size
+        return same is not None and same <= self.model_residual_median
+
+    def summary(self) -> str:
+        """One line: the model against PCA at its size, how many components it is worth, and the verdict."""
+        d, same = self.latent_dim, self.pca_same_size
+        head = (f"held-out fit residual median {self.model_residual_median:.4g}; PCA with {d} components "
+                f"{same:.4g}" if same is not None else f"held-out fit residual median {self.model_residual_median:.4g}")
+        if self.linear_is_enough:
+            return head + f": PCA with {d} components is as good as this model here; a linear basis is enough"
+        k = self.components_to_match
+        worth = f"worth {k} PCA components" if k is not None else f"worth more than {max(self.pca_residual_median)}"
+        return head + f"; the model is {worth}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "latent_dim": self.latent_dim, "n_train": self.n_train,
+                "n_held_out": self.n_held_out,
+                "pca_residual_median": {str(k): v for k, v in sorted(self.pca_residual_median.items())},
+                "model_residual_median": self.model_residual_median, "components_to_match": self.components_to_match}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaselineRecord:
+        match = d.get("components_to_match")
+        return cls(method=str(d["method"]), latent_dim=int(d["latent_dim"]), n_train=int(d["n_train"]),
+                   n_held_out=int(d["n_held_out"]),
+                   pca_residual_median={int(k): float(v) for k, v in d["pca_residual_median"].items()},
+                   model_residual_median=float(d["model_residual_median"]),
+                   components_to_match=None if match is None else int(match))

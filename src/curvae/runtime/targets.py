@@ -103,8 +103,10 @@ def read_fit_targets(
     grid: str | os.PathLike[str] | None = None,
     clip_range: bool = False,
     columns: tuple[str, str, str] = LONG_COLUMNS,
+    header: str = "auto",
 ) -> FitTargets:
-    """Read a targets file in any of the layouts above (see the module docstring)."""
+    """Read a targets file in any of the layouts above (see the module docstring); ``header`` reads a wide file's
+    first row as :func:`~curvae.runtime.curves_io.load_curves` does (a strictly increasing first row is the grid)."""
     p = Path(path)
     if p.suffix.lower() == ".csv" and p.is_file() and grid is None:
         long = _long_header(p, columns)
@@ -113,7 +115,7 @@ def read_fit_targets(
             obs, dropped = on_own_grids(curves, model_grid, latent_dim=latent_dim, clip_range=clip_range,
                                         names=lambda i: repr(ids[i]))
             return FitTargets(None, obs, np.array(ids), dropped, tuple(long[1]), "long format")
-    f = load_curves(p, allow_nan=True, min_points=1, what="curves")
+    f = load_curves(p, allow_nan=True, min_points=1, what="curves", header=header)
     own = _grid_file(grid) if grid is not None else f.grid
     on_model = own is None or (own.shape == model_grid.shape and np.allclose(own, model_grid, rtol=0, atol=1e-9))
     if on_model:

@@ -33,6 +33,25 @@ class Dataset:
     grid: NDArray[np.float64]
     family: dict[str, Any]
     sha256: str
+    #: For a data file: the file row of each curve, train then val order (the split shuffles them).
+    rows: NDArray[np.int64] | None = None
+
+    def far_rows(self, limit: int = 3) -> list[tuple[int, float]]:
+        """File rows of the curves farthest outside the others, in robust units, when they are far (> 25)."""
+        if self.rows is None:
+            return []
+        curves = np.concatenate([self.train, self.val])
+        score = robust_distance(curves)
+        worst = np.argsort(-score)[:limit]
+        return [(int(self.rows[i]), float(score[i])) for i in worst if score[i] > 25]
+
+
+def robust_distance(curves: NDArray) -> NDArray[np.float64]:
+    """Each curve's RMS distance from the pointwise median curve, in units of the median such distance (n,)."""
+    c = np.asarray(curves, np.float64)
+    median = np.median(c, axis=0)
+    dist = np.sqrt(np.mean((c - median) ** 2, axis=1))
+    return dist / max(float(np.median(dist)), 1e-12)
 
 
 def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
@@ -42,12 +61,15 @@ def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
     is used whole (``n_curves`` is ignored) and shuffled with ``seed``.
     """
     g = np.random.default_rng(seed)
+    rows = None
     if cfg.data is not None:
-        loaded = load_curves(cfg.data, min_rows=2)
+        loaded = load_curves(cfg.data, min_rows=2, header=cfg.header)
         curves = loaded.curves
         grid = loaded.grid if loaded.grid is not None else np.arange(curves.shape[1], dtype=np.float64)
-        family: dict[str, Any] = {"name": "custom", "source": str(cfg.data), "has_grid": loaded.grid is not None}
-        curves = curves[g.permutation(curves.shape[0])]
+        family: dict[str, Any] = {"name": "custom", "source": str(cfg.data), "has_grid": loaded.grid is not None,
+                                  **({"grid_from_first_row": True} if loaded.grid_from_first_row else {})}
+        rows = g.permutation(curves.shape[0])
+        curves = curves[rows]
     else:
         fam = get_family(cfg.family)
         curves, _ = fam.sample(cfg.n_curves, seed=g)
@@ -55,4 +77,6 @@ def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
         family = fam.to_dict()
     n_val = max(1, int(round(cfg.val_fraction * curves.shape[0])))
     digest = hashlib.sha256(np.ascontiguousarray(curves).tobytes()).hexdigest()
-    return Dataset(train=curves[n_val:], val=curves[:n_val], grid=grid, family=family, sha256=digest)
+    if rows is not None:
+        rows = np.concatenate([rows[n_val:], rows[:n_val]])
+    return Dataset(train=curves[n_val:], val=curves[:n_val], grid=grid, family=family, sha256=digest, rows=rows)

@@ -53,23 +53,28 @@ def export_run(
     })
     # The graphs carry the standardisation folded into their first/last layers; parity is
     # checked against the run's model as trained.
+    train_curves, held_out = _split(r)
     return export_bundle(FoldedEncoder(r.model), FoldedDecoder(r.model), out, n_points=r.config.model.n_points,
                          latent_dim=r.config.model.latent_dim, grid=s["grid"], family=s["family"],
                          run_id=s["run_id"], training=training, config=config, force=force,
                          reference=(EncoderGraph(r.model), DecoderGraph(r.model)), variants=variants,
-                         fit_targets=_held_out(r))
+                         fit_targets=held_out, baseline_train=train_curves)
 
 
-def _held_out(r) -> np.ndarray | None:
-    """The run's held-out curves (at most 500), or None when its data cannot be rebuilt.
+def _split(r) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The run's training curves and held-out curves (at most 500), or Nones when its data cannot be rebuilt.
 
-    They measure the precision variants and the residuals the out-of-family flag compares against.
+    The held-out curves measure the precision variants, the residuals the
+    out-of-family flag compares against, and the PCA baseline (fitted on the
+    training curves).
     """
     try:
         data = build_dataset(r.config.data, seed=r.config.train.seed)
     except CurvaeError:
-        return None
-    return data.val[:500] if data.sha256 == r.summary.get("data_sha256") else None
+        return None, None
+    if data.sha256 != r.summary.get("data_sha256"):
+        return None, None
+    return data.train, data.val[:500]
 
 
 def check_against_run(

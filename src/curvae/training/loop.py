@@ -16,6 +16,7 @@ import torch
 from curvae import __version__
 from curvae.core.atomic import check_can_write
 from curvae.core.errors import TrainingError
+from curvae.core.pca import PCA
 from curvae.training.adam import FlatAdam
 from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
@@ -65,16 +66,20 @@ class _Trainer:
         self.model = VAE(cfg.model).to(self.device)
         self.model.set_normalisation(self.x_train)
         self.x_scaled = (self.x_train - self.model.x_mean) / self.model.x_std  # (N, P), the encoder's input
+        if cfg.model.linear_path:
+            self.model.init_from_pca(self.x_scaled)
         self.flat = flatten_parameters(self.model)  # one buffer: one fused Adam kernel per step
         self.gradient = LossGradient(self.model)
+        self.gradient.calibrated = tc.loss == "calibrated"
         self.opt = FlatAdam(self.flat.data, self.flat.grad, betas=(0.9, tc.adam_beta2))
         # Running average of the weights (what is shipped), kept un-debiased as Adam keeps its moments.
         self.average = torch.zeros_like(self.flat.data) if tc.ema else torch.zeros(0, device=self.device)
         n = self.x_train.shape[0]
-        self.steps_per_epoch = math.ceil(n / tc.batch_size)
-        sizes = [min(tc.batch_size, n - i) for i in range(0, n, tc.batch_size)]
+        self.rounds, self.steps_per_epoch = tc.plan(n)  # an epoch, or a share of one within a step budget
+        self.round_rows = min(n, self.steps_per_epoch * tc.batch_size)  # curves seen per round, none twice
+        sizes = [min(tc.batch_size, self.round_rows - i) for i in range(0, self.round_rows, tc.batch_size)]
         self.batch_sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (steps_per_epoch,)
-        total = tc.epochs * self.steps_per_epoch
+        total = self.rounds * self.steps_per_epoch
         # Precomputed: per-step scheduler objects cost more than the tiny model's step.
         self.lrs = [tc.lr * lr_factor(s, total=total, warmup=tc.warmup_epochs * self.steps_per_epoch,
                                       final_ratio=tc.lr_final / tc.lr) for s in range(total)]
@@ -122,9 +127,10 @@ class _Trainer:
         te = time.perf_counter()
         epoch = self.epoch + 1
         kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
-        n, bs = self.x_scaled.shape[0], tc.batch_size
-        xs = self.x_scaled[torch.randperm(n, generator=gen, device=dev)]  # (N, P), one gather per epoch
-        eps_all = torch.randn(n, latent, generator=gen, device=dev)  # (N, D)
+        n, bs = self.round_rows, tc.batch_size
+        order = torch.randperm(self.x_scaled.shape[0], generator=gen, device=dev)[:n]
+        xs = self.x_scaled[order]  # (n, P), one gather per round
+        eps_all = torch.randn(n, latent, generator=gen, device=dev)  # (n, D)
         posterior = torch.empty(n, 2 * latent, device=dev)  # (N, 2D): [μ, log σ²] as each step saw them
         sse = torch.empty(self.steps_per_epoch, device=dev)  # (steps,): (2/B)·SSE of each batch
         step = (epoch - 1) * self.steps_per_epoch
@@ -143,7 +149,7 @@ class _Trainer:
             with self.shipped_weights(steps=step):
                 mu_v, _ = self.model.posterior(self.x_val)
                 val_recon = float((self.model.decode(mu_v) - self.x_val).pow(2).sum(1).mean())
-        row = {"epoch": epoch, "recon": recon, "kl": kl_mean, "val_recon": val_recon,
+        row = {"epoch": epoch, "rounds": self.rounds, "budget": self.cfg.train.budget_text(), "recon": recon, "kl": kl_mean, "val_recon": val_recon,
                "val_rmse": math.sqrt(val_recon / self.x_val.shape[1]), "lr": self.lrs[step - 1], "beta": kl_w,
                "seconds": time.perf_counter() - te}
         self.history.append(row)
@@ -153,7 +159,9 @@ class _Trainer:
         with torch.no_grad():
             codes = self.model.posterior(self.x_train)[0].cpu().numpy()
         last = self.history[-1] if self.history else {}
+        pca = self.pca_baseline(last.get("val_rmse"))
         return {
+            "pca": pca,
             "status": status,
             "epochs_done": self.epoch,
             "family": self.data.family,
@@ -161,7 +169,9 @@ class _Trainer:
             "grid": [float(v) for v in self.data.grid],
             "n_train": int(self.x_train.shape[0]),
             "n_val": int(self.x_val.shape[0]),
-            "epochs": self.cfg.train.epochs,
+            "epochs": self.rounds,
+            "budget": self.cfg.train.budget_text(),
+            "steps": self.rounds * self.steps_per_epoch,
             "final": {k: last.get(k) for k in ("recon", "kl", "val_recon", "val_rmse")},
             "latent_mean": [float(v) for v in codes.mean(0)],
             "latent_std": [float(v) for v in codes.std(0)],
@@ -170,11 +180,55 @@ class _Trainer:
             "versions": {"curvae": __version__, "torch": torch.__version__, "numpy": np.__version__},
         }
 
+    @contextlib.contextmanager
+    def linear_if_better(self, complete: bool):
+        """Within the block the model is its own PCA start (MLPs off) when that fits the held-out curves at least
+        as well as the trained model; yields "pca", "model", or "" when there was no choice to make.
+
+        The trained model's family contains its PCA start, so choosing the better of the two on the held-out
+        split (model selection, not the test curves) keeps it never worse than PCA of its size: on curves that
+        are exactly linear in ``latent_dim`` functions, the shipped model is exactly that basis.
+        """
+        if not (complete and self.cfg.model.linear_path):
+            yield ""
+            return
+        def held_out_median() -> float:
+            mu, _ = self.model.posterior(self.x_val)
+            return float(torch.linalg.norm(self.model.decode(mu) - self.x_val, dim=1).median())
+
+        trained = held_out_median()
+        raw = self.flat.data.clone()
+        self.model.init_from_pca(self.x_scaled, lr_logvar=-12.0)
+        if held_out_median() <= trained:
+            try:
+                yield "pca"
+            finally:
+                self.flat.data.copy_(raw)
+            return
+        self.flat.data.copy_(raw)
+        yield "model"
+
+    def pca_baseline(self, val_rmse: float | None) -> dict[str, Any]:
+        """PCA of the training curves at the same latent size, scored on the held-out curves like the model
+        (RMSE per point of the best linear fit), and how many components match the model."""
+        basis = PCA.fit(self.data.train, seed=self.cfg.train.seed)
+        d = self.cfg.model.latent_dim
+        val = self.data.val
+        rmse = float(np.sqrt(np.mean(basis.residuals(val, d) ** 2) / val.shape[1]))
+        match = None
+        if val_rmse is not None and math.isfinite(val_rmse):
+            for k in range(len(basis.components) + 1):
+                if np.sqrt(np.mean(basis.residuals(val, k) ** 2) / val.shape[1]) <= val_rmse:
+                    match = k
+                    break
+        return {"latent_dim": d, "val_rmse": rmse, "components_to_match": match}
+
     def write(self, out: str | os.PathLike[str], status: str, seconds: float, *, force: bool) -> dict[str, Any]:
         """Write the run folder atomically: config, weights, resume checkpoint, history, summary."""
-        with torch.no_grad(), self.shipped_weights():
+        with torch.no_grad(), self.shipped_weights(), self.linear_if_better(status == "complete") as chosen:
             blob = weights_bytes(self.model)
-            summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds)}
+            summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds),
+                       **({"selected": chosen} if chosen else {})}
         write_run(out, config=self.cfg, weights=blob, checkpoint=self.snapshot(), history=self.history,
                   summary=summary, force=force)
         return summary
@@ -197,7 +251,7 @@ def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None,
     """Run epochs up to ``stop_after`` (or the end), then write the run; faults keep the last good epoch."""
     with _intra_op_threads(trainer.cfg.train.threads):
         t0 = time.perf_counter() - seconds_before
-        last = trainer.cfg.train.epochs if stop_after is None else min(stop_after, trainer.cfg.train.epochs)
+        last = trainer.rounds if stop_after is None else min(stop_after, trainer.rounds)
         good = trainer.snapshot()
         try:
             while trainer.epoch < last:
@@ -207,9 +261,14 @@ def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None,
                     trainer.restore(good)
                     status = f"failed: non-finite loss at epoch {bad_epoch}"
                     where = _keep_last_good(trainer, out, force, t0, status, "retrain with a lower --lr")
+                    far = trainer.data.far_rows()
+                    cause = (f"curves far outside the others, in robust units: "
+                             + ", ".join(f"row {r} ({d:.0f}x the median distance)" for r, d in far)
+                             + "; remove or fix them" if far else
+                             f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values")
                     raise TrainingError(
                         f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
-                        f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values; {where}")
+                        f"{cause}; {where}")
                 good = trainer.snapshot()
                 if on_epoch is not None:
                     on_epoch(row)
@@ -218,7 +277,7 @@ def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None,
             where = _keep_last_good(trainer, out, force, t0, f"interrupted after epoch {trainer.epoch}",
                                     f"continue with `curvae train --resume {out}`")
             raise TrainingError(f"training interrupted; {where}") from None
-        status = "complete" if trainer.epoch == trainer.cfg.train.epochs else f"stopped after epoch {trainer.epoch}"
+        status = "complete" if trainer.epoch == trainer.rounds else f"stopped after epoch {trainer.epoch}"
         return trainer.write(out, status, time.perf_counter() - t0, force=force)
 
 
@@ -286,9 +345,9 @@ def resume(
                             f"{trainer.data.sha256[:12]}… vs {str(ckpt.summary.get('data_sha256'))[:12]}…); "
                             "resume needs the same data file")
     trainer.restore(ckpt.state, ckpt.history)
-    if trainer.epoch >= trainer.cfg.train.epochs:
+    if trainer.epoch >= trainer.rounds:
         raise TrainingError(f"run {str(run)!r} is already complete ({trainer.epoch} of "
-                            f"{trainer.cfg.train.epochs} epochs); nothing to resume")
+                            f"{trainer.rounds} epochs); nothing to resume")
     dest = run if out is None else out
     if out is not None:
         check_can_write(out, force=False)

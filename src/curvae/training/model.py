@@ -1,7 +1,22 @@
-"""The VAE: an MLP encoder to (μ, log σ²) and an MLP decoder.
+"""The VAE: an encoder to (μ, log σ²) and a decoder, each an affine path plus an MLP.
 
-Per-point standardisation of the curves lives inside the model as buffers, so
-the exported graphs take and return raw curves.
+With ``linear_path`` (the default), each side is an affine map plus an MLP:
+
+- the decoder's affine map ``z → A z`` starts as the principal components of
+  the training curves times their standard deviations, and its MLP's last
+  layer starts at zero. So training starts from PCA, and the MLP adds only
+  the part a linear basis of this size cannot describe;
+- the encoder's affine map starts as the whitened principal-component scores.
+
+The seed's plain architecture (``linear_path=False``) is the worked example's
+MLPs alone.
+
+The curves are centred per point and scaled inside the model (buffers), so
+the exported graphs take and return raw curves. ``scaling="global"``
+divides by one number, the overall standard deviation. The model's error is
+then measured in the data's own geometry: a noisy, low-variance point does
+not weigh as much as a band that carries the signal. ``"per-point"``
+standardises each point, as the seed does.
 """
 
 from __future__ import annotations
@@ -32,23 +47,73 @@ class VAE(nn.Module):
         self.cfg = cfg
         self.encoder = _mlp(cfg.n_points, cfg.hidden, cfg.depth, 2 * cfg.latent_dim, cfg.activation)
         self.decoder = _mlp(cfg.latent_dim, cfg.hidden, cfg.depth, cfg.n_points, cfg.activation)
+        if cfg.linear_path:
+            self.encoder_linear = nn.Linear(cfg.n_points, 2 * cfg.latent_dim)
+            self.decoder_linear = nn.Linear(cfg.latent_dim, cfg.n_points)
         self.register_buffer("x_mean", torch.zeros(cfg.n_points))
         self.register_buffer("x_std", torch.ones(cfg.n_points))
 
+    @property
+    def linear_path(self) -> bool:
+        return self.cfg.linear_path
+
     def set_normalisation(self, curves: torch.Tensor) -> None:
-        """Store per-point mean and std of the training curves (shape (n, n_points))."""
-        self.x_mean.copy_(curves.mean(0))
-        self.x_std.copy_(curves.std(0).clamp_min(1e-6))
+        """Store the per-point mean and the scale of the training curves (shape (n, n_points)).
+
+        The scale is per point (``scaling="per-point"``) or one number for
+        every point (``"global"``): the root-mean-square deviation from the mean.
+        """
+        mean = curves.mean(0)
+        self.x_mean.copy_(mean)
+        if self.cfg.scaling == "global":
+            self.x_std.fill_(float((curves - mean).double().pow(2).mean().sqrt().clamp_min(1e-12)))
+        else:
+            self.x_std.copy_(curves.std(0).clamp_min(1e-6))
+
+    def init_from_pca(self, scaled: torch.Tensor, lr_logvar: float = -4.0) -> dict[str, float]:
+        """Start the affine paths at PCA of the scaled training curves ``scaled`` (n, P); zero the MLPs' outputs.
+
+        The decoder then starts as the best linear basis of ``latent_dim``
+        components, and the encoder's μ as their whitened scores; log σ² starts
+        at ``lr_logvar``. Returns the explained-variance share of the basis.
+        """
+        d = self.cfg.latent_dim
+        n, p = scaled.shape
+        _, sv, vt = torch.linalg.svd(scaled.double(), full_matrices=False)
+        k = min(d, vt.shape[0])
+        std = (sv[:k] / max(n - 1, 1) ** 0.5).clamp_min(1e-12)  # (k,)
+        components = torch.zeros(d, p, dtype=torch.float64)
+        components[:k] = vt[:k]
+        scale = torch.ones(d, dtype=torch.float64)
+        scale[:k] = std
+        with torch.no_grad():
+            self.decoder_linear.weight.copy_((components.T * scale).float())
+            self.decoder_linear.bias.zero_()
+            self.encoder_linear.weight.zero_()
+            self.encoder_linear.weight[:d].copy_((components / scale[:, None]).float())
+            self.encoder_linear.bias.zero_()
+            for mlp in (self.encoder, self.decoder):
+                mlp[-1].weight.zero_()
+                mlp[-1].bias.zero_()
+            self.encoder[-1].bias[d:].fill_(lr_logvar)
+        total = float(sv.pow(2).sum())
+        return {"explained": float(sv[:k].pow(2).sum()) / total if total else 1.0}
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, P) raw curves → μ, log σ², each (B, D)."""
-        h = self.encoder((x - self.x_mean) / self.x_std)
+        xs = (x - self.x_mean) / self.x_std
+        h = self.encoder(xs)
+        if self.linear_path:
+            h = h + self.encoder_linear(xs)
         mu, logvar = h.chunk(2, dim=1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, D) codes → (B, P) raw curves."""
-        return self.decoder(z) * self.x_std + self.x_mean
+        y = self.decoder(z)
+        if self.linear_path:
+            y = y + self.decoder_linear(z)
+        return y * self.x_std + self.x_mean
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor):
         """Reparameterised pass with explicit noise: returns x̂, z, μ, log σ²."""
@@ -112,10 +177,19 @@ class FoldedEncoder(nn.Module):
         self.net = nn.Sequential(*layers)
         self.mu_head = _head(last, slice(0, d))
         self.logvar_head = _head(last, slice(d, 2 * d))
+        self.linear = vae.linear_path
+        if self.linear:  # the affine path, folded the same way, as two heads of its own
+            lin = vae.encoder_linear
+            lw, lb = lin.weight.double(), lin.bias.double()
+            folded = _folded_linear(lin, lw / s, lb - lw @ (m / s))
+            self.mu_linear = _head(folded, slice(0, d))
+            self.logvar_linear = _head(folded, slice(d, 2 * d))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor):
         h = self.net(x)
         mu, logvar = self.mu_head(h), self.logvar_head(h)
+        if self.linear:
+            mu, logvar = mu + self.mu_linear(x), logvar + self.logvar_linear(x)
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
 
@@ -141,9 +215,15 @@ class FoldedDecoder(nn.Module):
         w, b = last.weight.double(), last.bias.double()
         m, s = vae.x_mean.double(), vae.x_std.double()
         self.net = nn.Sequential(*list(vae.decoder)[:-1], _folded_linear(last, s[:, None] * w, s * b + m))
+        self.linear = None
+        if vae.linear_path:  # (s·A)·z + s·c, its own Gemm beside the MLP's
+            lin = vae.decoder_linear
+            self.linear = _folded_linear(lin, s[:, None] * lin.weight.double(), s * lin.bias.double())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        if self.linear is None:
+            return self.net(z)
+        return self.net(z) + self.linear(z)
 
 
 def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor):
@@ -151,3 +231,18 @@ def vae_loss(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: tor
     sse = (x_hat - x).pow(2).sum(1).mean()
     kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
     return sse, kl
+
+
+def calibrated_loss(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                    scale: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """The calibrated-decoder loss per curve: ``(P/2)·log(MSE) + β·KL``, MSE in scaled units over the batch.
+
+    This is the Gaussian decoder's negative log-likelihood at its optimal
+    shared noise σ² = MSE (σ-VAE, Rybkin et al. 2021), up to a constant. It
+    does not change with the units or the scale of the curves, so one KL
+    weight fits every data set.
+    """
+    p = x.shape[1]
+    mse = ((x_hat - x) / scale).pow(2).mean()
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+    return 0.5 * p * torch.log(mse) + beta * kl

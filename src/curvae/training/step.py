@@ -8,13 +8,17 @@ and writes it into views of one flat buffer, so that a single fused Adam
 kernel updates every parameter. ``tests/unit/test_step.py`` checks it against
 autograd for every activation, depth and latent size.
 
-The loss is the one in :func:`curvae.training.model.vae_loss`, per batch of
-``B`` raw curves ``x``::
+The loss is one of two, per batch of ``B`` raw curves ``x`` of ``P`` points,
+with ``SSE = Σ_b Σ_p (x̂_bp − x_bp)²``:
 
-    L = (1/B) Σ_b Σ_p (x̂_bp − x_bp)²  +  (β/B) Σ_b KL(q(z|x_b) ‖ N(0, I))
+    sse         L = SSE / B                    + (β/B) Σ_b KL(q(z|x_b) ‖ N(0, I))
+    calibrated  L = (P/2)·log(SSE / (B·P))      + (β/B) Σ_b KL(q(z|x_b) ‖ N(0, I))
 
-computed in standardised units: with ``x = m + s·x_s`` and ``x̂ = m + s·y``
-the squared error is ``Σ s_p² (y_bp − x_s,bp)²``.
+(:func:`curvae.training.model.vae_loss`, :func:`~curvae.training.model.calibrated_loss`),
+computed in scaled units: with ``x = m + s·x_s`` and ``x̂ = m + s·y`` the
+squared error is ``Σ s_p² (y_bp − x_s,bp)²``. The calibrated loss's gradient
+on the residual is ``s_p² r_bp · P / SSE``. With a linear path, each side adds
+an affine map beside its MLP, and its gradient is that of one more Gemm.
 """
 
 from __future__ import annotations
@@ -115,9 +119,12 @@ class LossGradient:
     def __init__(self, model: VAE) -> None:
         self.encoder = _MLP(model.encoder, model.cfg.activation)
         self.decoder = _MLP(model.decoder, model.cfg.activation)
+        self.encoder_linear = model.encoder_linear if model.linear_path else None
+        self.decoder_linear = model.decoder_linear if model.linear_path else None
         self.latent = model.cfg.latent_dim
         self.weight = model.x_std.detach() ** 2  # (P,): squared error in raw units
         self._scaled_weight: dict[int, torch.Tensor] = {}  # batch size → (2/B)·s², computed once per size
+        self.calibrated = False  # set by the trainer from its TrainConfig.loss
 
     def __call__(self, xs: torch.Tensor, eps: torch.Tensor, beta: float, *, posterior_out: torch.Tensor,
                  sse_out: torch.Tensor) -> None:
@@ -139,18 +146,33 @@ class LossGradient:
         """
         n, d = xs.shape[0], self.latent
         o, enc_saved, enc_last = self.encoder.forward(xs, out=posterior_out)
+        enc_lin, dec_lin = self.encoder_linear, self.decoder_linear
+        if enc_lin is not None:
+            o.addmm_(xs, enc_lin.weight.t()).add_(enc_lin.bias)
         mu, logvar = o[:, :d], o[:, d:]
         sd = torch.exp(logvar * 0.5)
         z = torch.addcmul(mu, sd, eps)
         y, dec_saved, dec_last = self.decoder.forward(z)
+        if dec_lin is not None:
+            y.addmm_(z, dec_lin.weight.t()).add_(dec_lin.bias)
         r = y.sub_(xs)
         w = self._scaled_weight.get(n)
         if w is None:
             w = self._scaled_weight[n] = self.weight * (2.0 / n)
         g_y = r * w
         torch.dot(g_y.view(-1), r.view(-1), out=sse_out)
+        if self.calibrated:  # d/dr of (P/2)·log(SSE/(B·P)) is s²·r·P/SSE = g_y·P/sse_out, as sse_out = (2/B)·SSE
+            g_y.mul_(r.shape[1] / sse_out.clamp_min(1e-30))
         g_z = self.decoder.backward(g_y, dec_saved, dec_last, input_grad=True)
+        if dec_lin is not None:
+            torch.mm(g_y.t(), z, out=dec_lin.weight.grad)
+            torch.sum(g_y, 0, out=dec_lin.bias.grad)
+            g_z.addmm_(g_y, dec_lin.weight)
         c = beta / n
         g_mu = torch.add(g_z, mu, alpha=c)
         g_logvar = (g_z * eps).mul_(sd).add_(sd * sd, alpha=c).sub_(c).mul_(0.5)
-        self.encoder.backward(torch.cat((g_mu, g_logvar), 1), enc_saved, enc_last, input_grad=False)
+        g_o = torch.cat((g_mu, g_logvar), 1)
+        self.encoder.backward(g_o, enc_saved, enc_last, input_grad=False)
+        if enc_lin is not None:
+            torch.mm(g_o.t(), xs, out=enc_lin.weight.grad)
+            torch.sum(g_o, 0, out=enc_lin.bias.grad)
