@@ -159,9 +159,9 @@ def main() -> None:
 @click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
 @click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int,
               help="Curves drawn from the family.")
-@click.option("--steps", type=click.IntRange(min=1),
+@click.option("--steps", type=int,
               help=f"Optimiser steps, whatever the data size [default: {DEFAULT_STEPS:,}].")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the curves instead of a step budget.")
+@click.option("--epochs", type=int, help="Passes over the curves instead of a step budget.")
 @click.option("--preset", type=click.Choice(["default", "seed"]), default="default", show_default=True,
               help="seed: the worked example's plain MLPs, per-point scaling, SSE loss, 100 epochs.")
 @click.option("--header", type=click.Choice(["auto", "grid", "names", "none"]), default="auto", show_default=True,
