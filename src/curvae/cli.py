@@ -258,6 +258,10 @@ def _print_run(out: str, s: dict) -> None:
                f"{s['epochs_done']} of {s['epochs']} rounds ({s.get('budget', str(s['epochs']) + ' epochs')}) "
                f"on {s['device']} in {s['seconds']:.1f}s; "
                f"recon {f['recon']:.4f}, KL {f['kl']:.3f}, held-out SSE {f['val_recon']:.4f} (RMSE {f['val_rmse']:.4f})")
+    if s.get("far_rows"):
+        click.echo("warning: curves far outside the others, in robust units: "
+                   + ", ".join(f"row {r} ({d:.0f}x the median distance)" for r, d in s["far_rows"])
+                   + f" of {fam.get('source')}; check them", err=True)
     pca = s.get("pca")
     if pca:
         click.echo(pca_line(pca, f["val_rmse"]))

@@ -9,6 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from curvae.cli import main
+from curvae.families import get_family
+from curvae.runtime import CurveModel
 
 RUN_FILES = {"config.json", "weights.pt", "checkpoint.pt", "history.json", "summary.json"}
 
@@ -251,3 +253,66 @@ def test_fit_long_format_csv_with_ragged_grids_keeps_first_appearance_order(trai
     with np.load(tmp_path / "g.npz") as a, np.load(tmp_path / "h.npz") as b:
         np.testing.assert_allclose(a["z"], b["z"], atol=1e-6)
         assert (a["n_obs"] == 28).all()
+
+
+def _spectra_like_csv(path, n=120, points=300, grid_row=True):
+    """A file shaped like chemotools' fermentation spectra: a first row of increasing wavenumbers, then spectra."""
+    g = np.random.default_rng(4)
+    wn = np.linspace(428.0, 1833.0, points)
+    bands = np.stack([np.exp(-0.5 * ((wn - c) / 25.0) ** 2) for c in (600, 1050, 1400, 1650)])
+    spectra = g.uniform(-1500, 2400, (n, 4)) @ bands + g.normal(0, 5, (n, points))
+    rows = np.vstack([wn, spectra]) if grid_row else spectra
+    np.savetxt(path, rows, delimiter=",", fmt="%.6g")
+    return wn, spectra
+
+
+def test_a_csv_with_its_grid_as_first_row_trains_and_exports_with_no_flags(tmp_path):
+    wn, spectra = _spectra_like_csv(tmp_path / "spectra.csv")
+    res = invoke("train", "--data", tmp_path / "spectra.csv", "--out", tmp_path / "run", "--steps", "300")
+    assert "read the first row of" in res.output and "as the grid" in res.output
+    assert "baseline: held-out RMSE model" in res.output
+    s = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert s["n_train"] + s["n_val"] == len(spectra)  # the grid row is no curve
+    np.testing.assert_allclose(s["grid"], wn, rtol=1e-5)  # as written, to 6 digits
+    res = invoke("export", tmp_path / "run", "--out", tmp_path / "model")  # default tolerances
+    assert "baseline: held-out fit residual median" in res.output
+    info = json.loads(invoke("info", tmp_path / "model", "--json").output)
+    assert info["baseline"]["method"] == "pca" and "verdict" in info["baseline"]
+    np.testing.assert_allclose(CurveModel.load(tmp_path / "model").grid, wn, rtol=1e-5)
+    # the same file, first row read as a curve on request
+    invoke("train", "--data", tmp_path / "spectra.csv", "--out", tmp_path / "run2", "--steps", "20",
+           "--header", "none")
+    s2 = json.loads((tmp_path / "run2" / "summary.json").read_text())
+    assert s2["n_train"] + s2["n_val"] == len(spectra) + 1
+
+
+def test_header_modes_and_their_errors(tmp_path):
+    _spectra_like_csv(tmp_path / "plain.csv", grid_row=False)
+    res = invoke("train", "--data", tmp_path / "plain.csv", "--out", tmp_path / "r", "--steps", "10")
+    assert "as the grid" not in res.output  # spectra rows are not increasing: no grid guessed
+    one_line_error(invoke("train", "--data", tmp_path / "plain.csv", "--out", tmp_path / "r2", "--header", "grid",
+                          ok=False), "is not a strictly increasing grid", "--header none")
+
+
+def test_increasing_curves_are_not_mistaken_for_a_grid(tmp_path):
+    from curvae.runtime.curves_io import load_curves
+
+    curves, _ = get_family("logistic").sample(50, seed=0)  # every curve increases
+    np.savetxt(tmp_path / "l.csv", curves, delimiter=",")
+    f = load_curves(tmp_path / "l.csv")
+    assert f.grid is None and len(f.curves) == 50
+
+
+def test_a_curve_far_outside_the_others_is_named_by_its_row(tmp_path):
+    _, spectra = _spectra_like_csv(tmp_path / "s.csv", grid_row=False)
+    spectra[17] *= 400.0
+    np.savetxt(tmp_path / "s.csv", spectra, delimiter=",", fmt="%.6g")
+    res = invoke("train", "--data", tmp_path / "s.csv", "--out", tmp_path / "r", "--steps", "20", ok=None)
+    assert "row 17 (" in res.output and "far outside the others" in res.output
+
+
+def test_the_seed_preset_trains_the_worked_example(tmp_path):
+    invoke("train", "--preset", "seed", "--epochs", "2", "--n-curves", "200", "--out", tmp_path / "run")
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["model"]["linear_path"] is False and cfg["model"]["scaling"] == "per-point"
+    assert cfg["train"]["loss"] == "sse" and cfg["train"]["epochs"] == 2 and cfg["train"]["steps"] is None

@@ -160,8 +160,10 @@ class _Trainer:
             codes = self.model.posterior(self.x_train)[0].cpu().numpy()
         last = self.history[-1] if self.history else {}
         pca = self.pca_baseline(last.get("val_rmse"))
+        far = self.data.far_rows()
         return {
             "pca": pca,
+            **({"far_rows": [[r, round(d, 1)] for r, d in far]} if far else {}),
             "status": status,
             "epochs_done": self.epoch,
             "family": self.data.family,
