@@ -45,7 +45,9 @@ FUZZ_EXAMPLES ?= 3000
 fuzz: $(STAMP)
 	CURVAE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -m fuzz -p no:cacheprovider
 
+# chemotools only for the measured spectra file it ships (benchmarks/bench_families.py): no dependencies needed.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt chemotools
 	$(PY) benchmarks/run_all.py
 
 # docs/cli.md from the CLI's --help (docs/performance.md's table is written by `make bench`).

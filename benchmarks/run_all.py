@@ -3,8 +3,8 @@
     make bench            # or: python benchmarks/run_all.py
 
 Each figure is measured side by side with its baseline in the same run;
-results land in benchmarks/results/{train,fit,runtime,memory,summary}.json, and the
-table in docs/performance.md is rewritten from them.
+results land in benchmarks/results/{train,fit,runtime,memory,scale,families,summary}.json, and the
+tables in docs/performance.md and docs/families.md are rewritten from them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_families  # noqa: E402
 import bench_fit  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_runtime  # noqa: E402
@@ -34,6 +35,10 @@ def main(example_epochs: int, scale_rows: int) -> str:
     bench_runtime.main()
     bench_memory.main(bench_memory.WORK / "model")
     bench_scale.main(rows=scale_rows, rounds=2, sizes=[10_000, 100_000, 1_000_000])
+    families = bench_families.main()  # docs/families.md
+    for row in families["families"]:
+        print(f"{row['name']}: " + "; ".join(f"{label} {'met' if good else 'MISSED'}"
+                                              for label, good in bench_families.verdicts(row)))
     return summarise()
 
 

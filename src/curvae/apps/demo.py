@@ -50,7 +50,8 @@ def run_demo(
         save_npz(tmp / "fit.npz", z=fit.z, residual=fit.residual, success=fit.success, nfev=fit.nfev,
                  x_hat=fit.x_hat)
         summary = {
-            "train": {"seconds": t_train, "epochs": run_summary["epochs"], **run_summary["final"]},
+            "train": {"seconds": t_train, "epochs": run_summary["epochs"],
+                      "budget": run_summary.get("budget", f"{run_summary['epochs']} epochs"), **run_summary["final"]},
             "parity": {k: getattr(exported.manifest.parity, k) for k in ("max_abs", "max_rel", "atol",
                                                                          "float32_noise")},
             "latent": {"mean": [float(v) for v in codes.mean(0)], "std": [float(v) for v in codes.std(0)]},
@@ -82,7 +83,7 @@ def format_summary(s: dict[str, Any], out: str) -> str:
     report = f"{out}/{s['report']}" if s["report"] else "skipped: pip install 'curvae[plot]' for figures"
     return f"""
 curvae demo: Beta log-PDFs, written to {out}/
-  training   {t['epochs']} epochs in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
+  training   {t.get('budget', str(t['epochs']) + ' epochs')} in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
   export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g}; float32 noise {p['float32_noise']:.1e})
   latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
   fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged

@@ -23,7 +23,8 @@ from curvae.runtime.targets import read_fit_targets
 #: Every file of a report on a 2-D model of a built-in family whose bundle records held-out residuals.
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
                           "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
-                          "worst_fits.png", "fit_bands.png", "latent_ellipses.png", "calibration.png", "ood.png"})
+                          "worst_fits.png", "fit_bands.png", "latent_ellipses.png", "calibration.png", "ood.png",
+                          "baseline.png"})
 
 
 def _matplotlib() -> None:
@@ -142,8 +143,11 @@ def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool
         "parity": {"max_abs": m.parity.max_abs, "max_rel": m.parity.max_rel, "atol": m.parity.atol,
                    "rtol": m.parity.rtol},
         "latent_mean": d.codes.mean(0).tolist(), "latent_std": d.codes.std(0).tolist(),
-        "fit": {"n_targets": int(len(d.targets)), "targets": "file" if targets_from_file else "fresh",
+        "fit": {"n_targets": int(len(d.targets)),
+                "targets": ("file" if targets_from_file else "fresh family" if d.family is not None
+                            else "decoder-sample"),
                 **d.fit.summary()},
+        "baseline": None if m.baseline is None else {**m.baseline.to_dict(), "verdict": m.baseline.summary()},
         "uncertainty": {"z_std_median": np.median(d.fit.z_std, axis=0).tolist(),
                         "sigma_median": float(np.median(d.fit.sigma)),
                         "ill_conditioned": int(d.fit.ill_conditioned.sum()),
@@ -169,6 +173,11 @@ def _figures(model: CurveModel, d: _Data, folder: Path) -> list[tuple[str, str]]
         fig.family_curves(grid, d.curves[:6], [", ".join(f"{p[0]}={v:.2f}" for p, v in zip(family.params, row))
                                                for row in d.theta[:6]], folder / "family.png")
         figs.append(("family.png", "A few curves of the family"))
+    if m.baseline is not None:
+        fig.baseline(m.baseline.pca_residual_median, m.baseline.model_residual_median, m.latent_dim,
+                     folder / "baseline.png")
+        figs.append(("baseline.png", f"Held-out fit residual against PCA's number of components "
+                                     f"({m.baseline.n_held_out} held-out curves): {m.baseline.summary()}"))
     fig.latent_histograms(d.codes, folder / "latent_hist.png")
     figs.append(("latent_hist.png", "Latent codes of fresh curves against the N(0, 1) prior"))
     if m.latent_dim == 2 and family is not None:
@@ -242,7 +251,11 @@ def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:
         ("export parity (max abs / max rel)", f"{par['max_abs']:.2e} / {par['max_rel']:.2e}"),
         ("latent mean", ", ".join(f"{v:+.3f}" for v in n["latent_mean"])),
         ("latent std", ", ".join(f"{v:.3f}" for v in n["latent_std"])),
-        (f"fit residual median / p90 ({fit['n_targets']} {fit['targets']} targets)",
+        *([("held-out real curves, measured at export (against PCA)", n["baseline"]["verdict"])]
+          if n.get("baseline") else []),
+        (f"fit residual median / p90 ({fit['n_targets']} {fit['targets']} targets)"
+         + (": samples of the model's own decoder, no evidence about the data; pass --targets"
+            if fit["targets"] == "decoder-sample" else ""),
          f"{fit['residual_median']:.4f} / {fit['residual_p90']:.4f}"),
         ("fits converged", f"{100 * fit['success_rate']:.1f}%"),
         ("out of family (targets; foreign curves)", _ood_text(n["uncertainty"])),

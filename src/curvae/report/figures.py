@@ -143,3 +143,17 @@ def residual_histogram(residual: NDArray, path: Path) -> None:
     ax.set(xlabel="residual (L2 norm over grid points)", ylabel="targets", title="Fit residuals")
     ax.legend()
     _save(fig, path)
+
+
+def baseline(pca: dict[int, float], model_residual: float, latent_dim: int, path: Path) -> None:
+    """PCA's held-out fit residual against its number of components, with the model's point at its latent size."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ks = sorted(pca)
+    ax.plot(ks, [max(pca[k], 1e-12) for k in ks], "o-", color="0.4", label="PCA (projection, fitted on the training curves)")
+    ax.plot([latent_dim], [max(model_residual, 1e-12)], "*", color="tab:red", markersize=14,
+            label=f"curvae, latent size {latent_dim}")
+    ax.set(xlabel="components (latent size)", ylabel="median fit residual on held-out curves", yscale="log",
+           title="The model against a linear basis")
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -33,7 +33,7 @@ from curvae.runtime.versions import min_onnxruntime, parse_version
 RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                         "Multinomial", "Bernoulli", "Dropout"})
 
-FORMAT_VERSION = "1.2"  # 1.1 adds min_onnxruntime; 1.2 the int8 scheme and its error per kernel; older still load
+FORMAT_VERSION = "1.2"  # 1.1 adds min_onnxruntime; 1.2 the int8 scheme, its error per kernel, the PCA baseline
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"

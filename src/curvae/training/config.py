@@ -135,7 +135,7 @@ class TrainConfig(_Config):
     steps: int | None = None
     batch_size: int = 32
     lr: float = 5e-3
-    lr_final: float = 2.5e-5
+    lr_final: float = 2.5e-6
     warmup_epochs: int = 3
     loss: Loss = "calibrated"
     beta: float = 1.0
