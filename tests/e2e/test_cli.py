@@ -175,7 +175,7 @@ def test_fit_writes_uncertainty_and_the_flag_and_takes_sigma(trained_bundle, tmp
     with np.load(tmp_path / "fit.npz", allow_pickle=False) as f:
         assert f["cov"].shape == (21, 2, 2) and f["band_hi"].shape == (21, 100)
         assert f["ood"][-1] == 1 and np.isfinite(f["chi2"]).all() and np.allclose(f["sigma"], 0.05)
-        assert f["ood_reason"][-1].startswith("RMS error ")
+        assert f["ood_reason"][-1].startswith("χ² per point ")  # σ given: the flag knows the noise
     np.savetxt(tmp_path / "sigma.csv", np.full(100, 0.05), delimiter=",")
     invoke("fit", trained_bundle, tmp_path / "t.npy", "--out", tmp_path / "fit2.npz", "--sigma-file",
            tmp_path / "sigma.csv")

@@ -19,7 +19,7 @@ def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targe
     with np.load(tmp_path / "fit.npz", allow_pickle=False) as f:
         assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat", "cov", "z_std", "sigma",
                                 "chi2", "band_lo", "band_hi", "ill_conditioned", "ood", "ood_threshold",
-                                "ood_reason"}
+                                "ood_reason", "band_z_lo", "band_z_hi"}
         np.testing.assert_allclose(f["z"], whole.z, atol=1e-5)
         np.testing.assert_allclose(f["residual"], whole.residual, rtol=1e-5)
         assert f["x_hat"].shape == (64, 100) and f["success"].dtype == bool

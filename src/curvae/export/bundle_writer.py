@@ -169,14 +169,31 @@ def pca_baseline(train: np.ndarray, held_out: np.ndarray, residuals: FitResidual
                           components_to_match=basis.components_to_match(held_out, model_median))
 
 
+#: Leading directions of the held-out residual curves kept in the manifest (the model's own error, its shape).
+RESIDUAL_BASIS = 8
+
+
+def _f32(values) -> tuple[float, ...]:
+    return tuple(float(np.float32(v)) for v in np.ravel(values))
+
+
 def _fit_residuals(enc_bytes: bytes, dec_bytes: bytes, targets: np.ndarray) -> FitResidualRecord:
-    """Residuals of the runtime's default fit on held-out curves: the out-of-family flag's reference."""
+    """Residuals of the runtime's default fit on held-out curves: the out-of-family flag's reference, and the
+    model's own error per point and in its leading directions (``FitResidualRecord``)."""
     cpu = ["CPUExecutionProvider"]
     res = default_fit(make_session(enc_bytes, cpu, name="encoder"), make_session(dec_bytes, cpu, name="decoder"),
                       targets)
-    values = np.sort(res.residual[np.isfinite(res.residual)])
+    ok = np.isfinite(res.residual)
+    values = np.sort(res.residual[ok])
+    r = np.asarray(targets, np.float64)[ok] - res.x_hat[ok].astype(np.float64)  # (m, P)
+    u, sv, vt = np.linalg.svd(r, full_matrices=False)
+    k = min(RESIDUAL_BASIS, len(sv))
+    scores = u[:, :k] * sv[:k]
+    rest = r - scores @ vt[:k]
     return FitResidualRecord(method=FitOptions.method, n_points=res.x_hat.shape[1],
-                             values=tuple(float(v) for v in values))
+                             values=tuple(float(v) for v in values),
+                             point_rms=_f32(np.sqrt(np.mean(r ** 2, axis=0))), basis=tuple(_f32(v) for v in vt[:k]),
+                             scores=tuple(_f32(s) for s in scores), rest_rms=_f32(np.sqrt(np.mean(rest ** 2, axis=0))))
 
 
 def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, decoder, *, latent_dim: int,

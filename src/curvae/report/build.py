@@ -121,7 +121,7 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
         t = model.sample(n_targets, seed=g)
     fit = model.fit(t) if obs is None else model.fit(None, observations=obs)
     base = t if obs is None else fit.x_hat  # foreign curves are built from complete curves
-    return _Data(family, curves, theta, model.encode(curves), t, fit, coverage(model, seed=seed),
+    return _Data(family, curves, theta, model.encode(curves), t, fit, coverage(model, seed=seed, family=family),
                  _foreign_fits(model, base, g), obs)
 
 
@@ -218,7 +218,8 @@ def _uncertainty_figures(model: CurveModel, d: _Data, folder: Path, order: np.nd
     pick = order[np.linspace(0, len(order) - 1, 4).astype(int)]
     uf.fit_bands(model.grid, d.targets[pick], d.fit.x_hat[pick], d.fit.band_lo[pick], d.fit.band_hi[pick],
                  folder / "fit_bands.png")
-    figs.append(("fit_bands.png", "Fits with the linearised ±2σ band of the decoded curve"))
+    figs.append(("fit_bands.png", "Fits with the ±2σ band of the true curve: z's uncertainty and the model's own "
+                                  "error per point"))
     if model.latent_dim == 2:
         uf.latent_ellipses(d.fit.z[:60], d.fit.cov[:60], folder / "latent_ellipses.png")
         figs.append(("latent_ellipses.png", "Fitted codes with their 95% error ellipses"))
@@ -262,6 +263,11 @@ def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:
         ("95% ellipse / ±2σ band coverage of known codes (σ given)",
          f"{n['calibration']['ellipse_given'][4]:.3f} / {n['calibration']['band_given']:.3f} "
          f"(nominal 0.95 / {n['calibration']['band_nominal']:.3f})"),
+        *([("±2σ band coverage of real family curves with noise (z-only band); flagged out of family",
+            f"{n['calibration']['band_family_given']:.3f} ({n['calibration']['band_z_family_given']:.3f}); "
+            + ("n/a" if n['calibration']['ood_family_given'] is None
+               else f"{n['calibration']['ood_family_given']:.1%}"))]
+          if "band_family_given" in n["calibration"] else []),
     ]
     table = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     images = "\n".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption>'

@@ -3,7 +3,10 @@
 Codes are drawn from the prior (|z| < 2.5), decoded, and given Gaussian
 noise of a known level; the share of true codes inside each fitted
 ellipse, and of true curve points inside the ±2σ band, is compared with the
-nominal rate, for sigma given and for sigma estimated.
+nominal rate, for sigma given and for sigma estimated. For a built-in
+family, real family curves (not decoded codes) with the same noise are
+fitted too: the band must cover *their* true curve, model error included,
+and the out-of-family flag must leave them alone.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ def noise_level(model: CurveModel) -> float:
     return 0.01 * float(np.std(model.sample(200, seed=0)))
 
 
-def coverage(model: CurveModel, *, n: int = 500, seed: int = 0) -> dict[str, Any]:
+def coverage(model: CurveModel, *, n: int = 500, seed: int = 0, family=None) -> dict[str, Any]:
     """Empirical coverage at :data:`LEVELS` (ellipses) and of the ±2σ band, sigma given and estimated."""
     g = rng(seed)
     d = model.latent_dim
@@ -45,4 +48,10 @@ def coverage(model: CurveModel, *, n: int = 500, seed: int = 0) -> dict[str, Any
         d2 = np.einsum("ni,nij,nj->n", dz, np.linalg.inv(fit.cov[ok]), dz)
         out[f"ellipse_{label}"] = [float((d2 <= stats.chi2.ppf(q, df=d)).mean()) for q in LEVELS]
         out[f"band_{label}"] = float(((clean >= fit.band_lo) & (clean <= fit.band_hi))[ok].mean())
+    if family is not None:
+        real, _ = family.sample(n, seed=g)
+        fit = model.fit(real + g.normal(0, sigma, real.shape).astype(np.float32), sigma=sigma)
+        out["band_family_given"] = float(((real >= fit.band_lo) & (real <= fit.band_hi)).mean())
+        out["band_z_family_given"] = float(((real >= fit.band_z_lo) & (real <= fit.band_z_hi)).mean())
+        out["ood_family_given"] = None if fit.ood is None else float(fit.ood.mean())
     return out

@@ -24,7 +24,7 @@ def fit_bands(grid: NDArray, targets: NDArray, x_hat: NDArray, lo: NDArray, hi: 
         ax.set(xlabel="x")
     axes[0][0].set(ylabel="value")
     axes[0][0].legend(fontsize=7)
-    fig.suptitle("Fits with the linearised ±2σ band of the decoded curve")
+    fig.suptitle("Fits with the ±2σ band of the true curve (z and the model's own error)")
     _save(fig, path)
 
 
@@ -56,8 +56,13 @@ def calibration(cal: dict[str, Any], path: Path) -> None:
         ax.plot(cal["levels"], cal[f"ellipse_{label}"], marker=marker, label=f"latent ellipses, σ {label}")
         ax.plot([cal["band_nominal"]], [cal[f"band_{label}"]], marker="*", ms=12, ls="none",
                 label=f"±2σ band, σ {label}")
+    if "band_family_given" in cal:
+        ax.plot([cal["band_nominal"]], [cal["band_family_given"]], marker="P", ms=11, ls="none",
+                label="±2σ band, real family curves (σ given)")
+        ax.plot([cal["band_nominal"]], [cal["band_z_family_given"]], marker="x", ms=9, ls="none",
+                label="z-only band, real family curves")
     ax.set(xlabel="nominal coverage", ylabel="empirical coverage", xlim=(0.4, 1.01), ylim=(0.4, 1.01),
-           title=f"Calibration on {cal['n']} known codes (σ = {cal['sigma']:.3g})")
+           title=f"Calibration on {cal['n']} known codes and family curves (σ = {cal['sigma']:.3g})")
     ax.legend(fontsize=7)
     _save(fig, path)
 

@@ -58,7 +58,8 @@ def fit_columns(n: int, latent_dim: int, n_points: int, *, uncertainty: bool = T
         specs.update({"cov": ((n, d, d), "float64"), "z_std": ((n, d), "float64"), "sigma": ((n,), "float64"),
                       "chi2": ((n,), "float64"), "band_lo": ((n, p), "float32"), "band_hi": ((n, p), "float32"),
                       "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
-                      "ood_reason": ((n,), "U160")})
+                      "ood_reason": ((n,), "U160"), "band_z_lo": ((n, p), "float32"),
+                      "band_z_hi": ((n, p), "float32")})
     if mcmc:
         specs["samples"] = ((n, n_samples, d), "float32")
     return specs

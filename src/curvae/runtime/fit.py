@@ -73,14 +73,21 @@ class FitResult:
         ``sum(((target - x_hat) / sigma)**2)`` when sigma was given; NaN when it
         was estimated (it would be P - d by construction).
     band_lo, band_hi : ndarray of shape (n_targets, n_points), float32
-        ``x_hat ∓ 2·sqrt(diag(J Σ Jᵀ))``: the linearised ±2σ band of the decoded curve.
+        ``x_hat ∓ 2·sqrt(diag(J Σ Jᵀ) + σ_emu²)``: the linearised ±2σ band of
+        the true curve, z's uncertainty plus the model's own error per point
+        (recorded at export; z only for bundles without that record).
+    band_z_lo, band_z_hi : ndarray of shape (n_targets, n_points), float32
+        ``x_hat ∓ 2·sqrt(diag(J Σ Jᵀ))``: the band of the decoded curve from
+        z's uncertainty alone, as if the decoder were exact.
     ill_conditioned : ndarray of shape (n_targets,), bool
         The curve barely depends on some direction of z there; its variance is infinite.
     ood : ndarray of shape (n_targets,), bool, or None
-        Out of family: the residual exceeds the chosen quantile of the held-out
-        fits recorded at export. None when the bundle has no such record.
+        Out of family. With σ given: χ² per point (noise plus the model's own
+        error) above the chosen quantile of in-family fits at that σ. Without:
+        the RMS error above the chosen quantile of the held-out fits recorded
+        at export. None when the bundle has no such record.
     ood_threshold : float or None
-        That quantile's residual.
+        That quantile: χ² per point with σ given, else an RMS error per point.
     ood_reason : ndarray of shape (n_targets,), str, or None
         Why each target was (not) flagged.
     rms : ndarray of shape (n_targets,), float64
@@ -117,6 +124,8 @@ class FitResult:
     rms: NDArray[np.float64] | None = None
     n_obs: NDArray[np.int64] | None = None
     x_hat_obs: NDArray[np.float32] | None = None
+    band_z_lo: NDArray[np.float32] | None = None
+    band_z_hi: NDArray[np.float32] | None = None
 
     def summary(self) -> dict[str, float]:
         """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""

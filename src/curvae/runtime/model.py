@@ -463,7 +463,10 @@ class CurveModel:
         if method == "mcmc" and obs is not None:
             raise InputError("method='mcmc' needs complete targets on the model grid; fit targets with missing points "
                              "or their own grid with 'lm'")
-        weights = None if noise is None or np.all(noise == noise[0]) else np.mean(noise**2) / noise**2
+        emu = None if self.manifest.fit_residuals is None else self.manifest.fit_residuals.emulator_var()
+        var = None if noise is None else noise**2 + (emu if emu is not None and obs is None else 0.0)
+        # Per-point variances (σ², plus the model's own error where the bundle records it) weigh the fit itself.
+        weights = None if var is None or np.all(var == var[0]) else np.mean(var) / var
         opts = FitOptions(method="lm" if method == "mcmc" else method, max_iter=int(max_iter),
                           prior_weight=float(prior_weight), bound=bound, weights=weights, init=init,
                           n_starts=int(n_starts))
@@ -533,8 +536,14 @@ class CurveModel:
         cov = np.einsum("nmi,nmj->nij", centred, centred) / max(m - 1, 1)
         curves = self._run_decoder(samples.reshape(-1, self.latent_dim)).reshape(n, m, p)  # one batched call
         lo, hi = np.quantile(curves, [0.02275, 0.97725], axis=1)
+        emu = None if self.manifest.fit_residuals is None else self.manifest.fit_residuals.emulator_var()
+        t_lo, t_hi = lo, hi
+        if emu is not None:  # the true curve: the samples' spread and the model's own error, in quadrature
+            mid, half = (hi + lo) / 2, np.sqrt(((hi - lo) / 2) ** 2 + 4 * emu)
+            t_lo, t_hi = mid - half, mid + half
         return replace(res, samples=samples, cov=cov, z_std=np.sqrt(np.diagonal(cov, axis1=1, axis2=2)),
-                       band_lo=lo.astype(np.float32), band_hi=hi.astype(np.float32))
+                       band_lo=t_lo.astype(np.float32), band_hi=t_hi.astype(np.float32),
+                       band_z_lo=lo.astype(np.float32), band_z_hi=hi.astype(np.float32))
 
     def _multi_start(self, t, z0, n_starts: int, seed: int, start: int, opts: FitOptions,
                      obs: Observations | None = None) -> tuple[FitResult, np.ndarray]:

@@ -156,24 +156,74 @@ class FitResidualRecord:
 
     The out-of-family flag compares a target's residual with a quantile of
     these. ``values`` are sorted; ``n_points`` is the grid they were measured on.
+
+    The model's own error (format 1.2) describes where the true curve lies
+    around a fit:
+
+    - ``point_rms`` (P,): the RMS of the held-out residual at each grid point;
+    - ``basis`` (k, P) and ``scores`` (m, k): the k leading directions of the
+      held-out residual curves and each curve's weight on them. The residuals
+      are smooth and strongly correlated from point to point, and these keep
+      that shape;
+    - ``rest_rms`` (P,): what those k directions leave, per point.
+
+    They are empty in older bundles.
     """
 
     method: str
     n_points: int
     values: tuple[float, ...]
+    point_rms: tuple[float, ...] = ()
+    basis: tuple[tuple[float, ...], ...] = ()
+    scores: tuple[tuple[float, ...], ...] = ()
+    rest_rms: tuple[float, ...] = ()
 
     def quantile(self, q: float) -> float:
         return float(np.quantile(np.asarray(self.values, dtype=np.float64), q))
 
+    @property
+    def has_emulator_error(self) -> bool:
+        return len(self.point_rms) == self.n_points
+
+    def emulator_var(self) -> np.ndarray | None:
+        """The model's own error variance per grid point (P,), or None when the bundle does not record it."""
+        return np.asarray(self.point_rms, np.float64) ** 2 if self.has_emulator_error else None
+
+    def residual_draws(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Held-out residual curves (m, P): their k leading directions, plus independent draws of the rest."""
+        if not (self.has_emulator_error and self.scores):
+            return None
+        low = np.asarray(self.scores, np.float64) @ np.asarray(self.basis, np.float64)
+        return low + rng.standard_normal(low.shape) * np.asarray(self.rest_rms, np.float64)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "n_points": self.n_points, "n": len(self.values), "values": list(self.values)}
+        d = {"method": self.method, "n_points": self.n_points, "n": len(self.values), "values": list(self.values)}
+        if self.has_emulator_error:
+            d.update({"point_rms": list(self.point_rms), "basis": [list(r) for r in self.basis],
+                      "scores": [list(r) for r in self.scores], "rest_rms": list(self.rest_rms)})
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitResidualRecord:
         values = tuple(sorted(float(v) for v in d["values"]))
         if not values or not all(np.isfinite(v) and v >= 0 for v in values):
             raise ValueError("fit_residuals.values must be a non-empty list of finite residuals >= 0")
-        return cls(method=str(d["method"]), n_points=int(d["n_points"]), values=values)
+        n_points = int(d["n_points"])
+        point_rms = tuple(float(v) for v in d.get("point_rms") or ())
+        basis = tuple(tuple(float(v) for v in row) for row in d.get("basis") or ())
+        scores = tuple(tuple(float(v) for v in row) for row in d.get("scores") or ())
+        rest = tuple(float(v) for v in d.get("rest_rms") or ())
+        if point_rms:
+            k = len(basis)
+            ok = (len(point_rms) == n_points and len(rest) == n_points and all(len(r) == n_points for r in basis)
+                  and all(len(r) == k for r in scores)
+                  and all(np.isfinite(v) and v >= 0 for v in (*point_rms, *rest)))
+            if not ok:
+                raise ValueError("fit_residuals.point_rms/basis/scores/rest_rms must be finite, with point_rms and "
+                                 f"rest_rms of {n_points} values >= 0, basis rows of {n_points} and scores rows of "
+                                 "the basis size")
+        return cls(method=str(d["method"]), n_points=n_points, values=values, point_rms=point_rms, basis=basis,
+                   scores=scores, rest_rms=rest)
 
 
 @dataclass(frozen=True)

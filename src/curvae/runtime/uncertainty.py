@@ -13,8 +13,19 @@ curve plus independent noise of one level on every point; it absorbs any
 model error into σ̂, so it overstates σ for targets the model cannot
 represent (those are what the out-of-family flag is for).
 
-The band is linearised: ``x̂ ± 2·sqrt(diag(J Σ Jᵀ))``, the ±2σ pointwise band
-of the decoded curve (not of new noisy data). Where ``JᵀWJ`` is singular to
+Two bands, both linearised and pointwise ±2σ (not of new noisy data):
+
+- ``band_lo``/``band_hi`` answer "where is the true curve?":
+  ``x̂ ± 2·sqrt(diag(J Σ Jᵀ) + σ_emu²)``, where ``σ_emu`` is the model's own
+  error at each point, measured on held-out curves at export
+  (``FitResidualRecord.point_rms``). A real target comes from the family, not
+  from the decoder, so the decoder's error adds to the uncertainty of z;
+- ``band_z_lo``/``band_z_hi`` cover z only: ``x̂ ± 2·sqrt(diag(J Σ Jᵀ))``, the
+  band of the decoded curve as if the decoder were exact.
+
+With σ given, the fit's weights, the covariance and χ² use the per-point
+variance ``σ² + σ_emu²``. A bundle without the record (exported before
+format 1.2) gives the z-only band under both names. Where ``JᵀWJ`` is singular to
 working precision (the curve barely depends on some direction of z), the
 variance along it is infinite: ``cov``, ``z_std`` and the band are ``±inf``
 for that target and ``ill_conditioned`` says so; nothing is NaN.
@@ -44,9 +55,11 @@ class Uncertainty:
     z_std: NDArray[np.float64]  # (n, d)
     sigma: NDArray[np.float64]  # (n,)
     chi2: NDArray[np.float64]  # (n,)
-    band_lo: NDArray[np.float32]  # (n, P)
+    band_lo: NDArray[np.float32]  # (n, P): where the true curve is (z and the model's own error)
     band_hi: NDArray[np.float32]  # (n, P)
     ill_conditioned: NDArray[np.bool_]  # (n,)
+    band_z_lo: NDArray[np.float32]  # (n, P): z's uncertainty only
+    band_z_hi: NDArray[np.float32]  # (n, P)
 
 
 def check_sigma(sigma: float | NDArray | None, n_points: int) -> NDArray[np.float64] | None:
@@ -74,6 +87,7 @@ def laplace(
     sigma: NDArray[np.float64] | None,
     prior: bool,
     obs: Observations | None = None,
+    emulator_var: NDArray[np.float64] | None = None,
 ) -> Uncertainty:
     """Covariance of z, its band and χ² from the Jacobian at the optimum.
 
@@ -88,6 +102,9 @@ def laplace(
     sigma : ndarray of shape (P,), or None to estimate it per target
     prior : bool
         Add the N(0, I) prior's unit precision (the fit used ``prior_weight > 0``).
+    emulator_var : ndarray of shape (P,), or None
+        The model's own error variance per grid point; added to σ² in the
+        weights and χ² when σ is given, and to the true-curve band always.
     """
     n, d, p = jac.shape
     j_band = jac  # (n, d, P) float32: the band is on the model grid; products below accumulate in float32
@@ -101,6 +118,8 @@ def laplace(
         resid = obs.values - obs.apply(x_hat.astype(np.float64))  # (n, m), 0 where unobserved
         dof = obs.n_obs - d
         sigma = None if sigma is None else np.full(j.shape[2], sigma[0])
+        if emulator_var is not None:  # onto each target's observed points, like everything else
+            emu_obs = obs.apply(np.broadcast_to(emulator_var, (n, p)))  # (n, m)
     rss = np.einsum("np,np->n", resid, resid)
     if sigma is None:
         s2 = rss / np.maximum(dof, 1)  # (n,): one noise level per target
@@ -110,10 +129,14 @@ def laplace(
         info = (j @ j.transpose(0, 2, 1)).astype(np.float64) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
         scale = s2
     else:
-        weights = 1.0 / sigma**2  # (P,) or (m,)
+        var = np.broadcast_to(sigma**2, resid.shape)  # (n, P) or (n, m)
+        if emulator_var is not None:
+            var = var + (emulator_var if obs is None else emu_obs)
+        weights = 1.0 / var
         sig = np.full(n, float(np.sqrt(np.mean(sigma**2))))
-        chi2 = np.einsum("np,p->n", resid**2, weights)  # unobserved residuals are 0
-        info = ((j * weights.astype(np.float32)) @ j.transpose(0, 2, 1)).astype(np.float64) + (np.eye(d) if prior else 0.0)
+        chi2 = np.einsum("np,np->n", resid**2, weights)  # unobserved residuals are 0
+        info = ((j * weights[:, None, :].astype(np.float32)) @ j.transpose(0, 2, 1)).astype(np.float64) + \
+            (np.eye(d) if prior else 0.0)
         scale = np.ones(n)
     vals, vecs = np.linalg.eigh(info)  # (n, d), (n, d, d); info is symmetric positive semi-definite
     top = np.maximum(vals[:, -1:], 1e-300)
@@ -123,10 +146,14 @@ def laplace(
     band_var = np.einsum("ndp,nde,nep->np", j_band, cov.astype(np.float32), j_band)  # (n, P) float32
     cov[ill] = np.inf
     z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
-    half = (2.0 * np.sqrt(np.clip(band_var, 0, None))).astype(np.float32)
-    half[ill] = np.inf
+    half_z = (2.0 * np.sqrt(np.clip(band_var, 0, None))).astype(np.float32)
+    half_z[ill] = np.inf
+    half = half_z
+    if emulator_var is not None:
+        half = (2.0 * np.sqrt(np.clip(band_var, 0, None) + emulator_var.astype(np.float32))).astype(np.float32)
+        half[ill] = np.inf
     return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=x_hat - half, band_hi=x_hat + half,
-                       ill_conditioned=ill)
+                       ill_conditioned=ill, band_z_lo=x_hat - half_z, band_z_hi=x_hat + half_z)
 
 
 def ood_threshold(record: FitResidualRecord | None, quantile: float) -> float | None:
@@ -162,6 +189,46 @@ def out_of_family(
     return ood, threshold, reason
 
 
+#: Noise draws per held-out residual curve when the flag's threshold is simulated for a given σ.
+NOISE_DRAWS = 4
+
+
+def noise_threshold(record: FitResidualRecord, sigma: NDArray[np.float64], quantile: float) -> float:
+    """The ``quantile`` of χ² per point, ``Σ_p r_p² / (σ_p² + σ_emu,p²) / P``, over in-family targets.
+
+    In-family residuals are the model's own held-out residual curves (their
+    leading directions as recorded, plus the rest as independent draws) plus
+    Gaussian noise of the given σ. Points are not treated as independent: the
+    model's error is a smooth curve, which a plain χ² quantile would
+    under-count. Seeded, so the threshold is the same on every call.
+    """
+    g = np.random.default_rng(0)
+    emu = record.residual_draws(g)  # (m, P)
+    var = sigma**2 + record.emulator_var()
+    stats = [np.mean((emu + g.standard_normal(emu.shape) * sigma) ** 2 / var, axis=1) for _ in range(NOISE_DRAWS)]
+    return float(np.quantile(np.concatenate(stats), quantile))
+
+
+def out_of_family_given_sigma(
+    chi2: NDArray[np.float64],
+    n_obs: NDArray[np.int64],
+    record: FitResidualRecord,
+    sigma: NDArray[np.float64],
+    quantile: float,
+) -> tuple[NDArray[np.bool_], float, NDArray[np.str_]]:
+    """Flag targets whose χ² per observed point (noise plus the model's own error) is above what in-family
+    targets with that noise reach at ``quantile`` (:func:`noise_threshold`)."""
+    threshold = noise_threshold(record, sigma, quantile)
+    per_point = chi2 / np.maximum(n_obs, 1)
+    ood = ~(per_point <= threshold)
+    reason = np.full(len(chi2), f"χ² per point within the {quantile:g} quantile of in-family fits at this σ "
+                                f"({threshold:.4g})", dtype="U160")
+    for i in np.flatnonzero(ood):
+        reason[i] = (f"χ² per point {per_point[i]:.4g} > {threshold:.4g}, the {quantile:g} quantile of in-family "
+                     "fits with this noise and the model's own error")
+    return ood, threshold, reason
+
+
 def annotate(
     result: FitResult,
     jac: NDArray[np.float32],
@@ -173,9 +240,19 @@ def annotate(
     quantile: float,
     obs: Observations | None = None,
 ) -> FitResult:
-    """``result`` with its uncertainty (:func:`laplace`) and out-of-family fields filled in."""
-    u = laplace(jac, targets, result.x_hat, sigma=sigma, prior=prior, obs=obs)
-    ood, threshold, reason = out_of_family(result.rms, record, quantile)
+    """``result`` with its uncertainty (:func:`laplace`) and out-of-family fields filled in.
+
+    With σ given and a bundle that records its own error, the flag tests χ² per point against in-family fits at
+    that σ (:func:`out_of_family_given_sigma`); otherwise the RMS error against the held-out fits' quantile. The
+    latter cannot tell noise from a departure from the family: without σ, a noisy in-family curve looks foreign.
+    """
+    emu = None if record is None else record.emulator_var()
+    u = laplace(jac, targets, result.x_hat, sigma=sigma, prior=prior, obs=obs, emulator_var=emu)
+    if sigma is not None and emu is not None and record.scores:
+        n_obs = result.n_obs if result.n_obs is not None else np.full(len(u.chi2), result.x_hat.shape[1])
+        ood, threshold, reason = out_of_family_given_sigma(u.chi2, n_obs, record, sigma, quantile)
+    else:
+        ood, threshold, reason = out_of_family(result.rms, record, quantile)
     return replace(result, cov=u.cov, z_std=u.z_std, sigma=u.sigma, chi2=u.chi2, band_lo=u.band_lo,
-                   band_hi=u.band_hi, ill_conditioned=u.ill_conditioned, ood=ood, ood_threshold=threshold,
-                   ood_reason=reason)
+                   band_hi=u.band_hi, band_z_lo=u.band_z_lo, band_z_hi=u.band_z_hi,
+                   ill_conditioned=u.ill_conditioned, ood=ood, ood_threshold=threshold, ood_reason=reason)
