@@ -455,7 +455,8 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
     long-format CSV with a header id,x,y (one curve per id, each with its own x).
 
     Writes z, residual, success, nfev, message and x_hat, and (unless --no-uncertainty) cov, z_std,
-    sigma, chi2, band_lo, band_hi, ill_conditioned, ood, ood_threshold and ood_reason.
+    sigma, chi2, band_lo, band_hi (the true curve), band_z_lo, band_z_hi (z only), ill_conditioned, ood,
+    ood_threshold and ood_reason.
     """
     from curvae.runtime.files import fit_file, load_sigma
 
