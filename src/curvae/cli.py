@@ -443,12 +443,14 @@ def sample(model, n, seed, out, providers, strict, variant, force) -> None:
 @click.option("--skip-bad-rows", is_flag=True,
               help="Record rows that cannot be fitted (inf, too few points) as not fitted, with their reason, "
                    "instead of stopping at the first.")
+@click.option("--header", type=click.Choice(["auto", "grid", "names", "none"]), default="auto", show_default=True,
+              help="A wide .csv/.npz's first row: auto-detect, the targets' x values (grid), column names, or a curve.")
 @_scale_options
 @_runtime_options
 @_force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, sigma, sigma_file,
-        ood_quantile, no_uncertainty, target_grid, clip_range, id_col, x_col, y_col, skip_bad_rows, dask, chunk_rows,
-        threads, providers, strict, variant, force) -> None:
+        ood_quantile, no_uncertainty, target_grid, clip_range, id_col, x_col, y_col, skip_bad_rows, header, dask,
+        chunk_rows, threads, providers, strict, variant, force) -> None:
     """Fit latent codes to target curves, with their uncertainty and an out-of-family flag.
 
     Targets may miss points (NaN), sit on a grid of their own (.npz key 'grid' or --grid), or come as a
@@ -474,7 +476,7 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
         else:
             res = fit_file(_load(model, providers, strict, variant, threads), targets, out, progress=bar,
                            chunk=chunk_rows, clip_range=clip_range, columns=(id_col, x_col, y_col),
-                           **kw)
+                           header=header, **kw)
     finally:
         close()
     _print_cluster(res)

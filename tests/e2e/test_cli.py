@@ -316,3 +316,15 @@ def test_the_seed_preset_trains_the_worked_example(tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["model"]["linear_path"] is False and cfg["model"]["scaling"] == "per-point"
     assert cfg["train"]["loss"] == "sse" and cfg["train"]["epochs"] == 2 and cfg["train"]["steps"] is None
+
+
+def test_fit_targets_with_their_grid_as_first_row(trained_bundle, tmp_path):
+    model = CurveModel.load(trained_bundle)
+    targets, _ = get_family("beta").sample(5, seed=3)
+    np.savetxt(tmp_path / "t.csv", np.vstack([model.grid, targets]), delimiter=",")
+    invoke("fit", trained_bundle, tmp_path / "t.csv", "--out", tmp_path / "f.npz")
+    with np.load(tmp_path / "f.npz", allow_pickle=False) as f:
+        assert f["z"].shape == (5, 2)  # the grid row is no target
+    invoke("fit", trained_bundle, tmp_path / "t.csv", "--out", tmp_path / "g.npz", "--header", "none")
+    with np.load(tmp_path / "g.npz", allow_pickle=False) as f:
+        assert f["z"].shape == (6, 2)

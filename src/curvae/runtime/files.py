@@ -113,8 +113,11 @@ def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = 
 def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool = False,
              chunk: int | None = None, progress: Progress | None = None,
              grid: PathLike | None = None, clip_range: bool = False, skip_bad_rows: bool = False,
-             columns: tuple[str, str, str] = LONG_COLUMNS, **fit_kw: Any) -> dict[str, Any]:
+             columns: tuple[str, str, str] = LONG_COLUMNS, header: str = "auto", **fit_kw: Any) -> dict[str, Any]:
     """Fit every target in ``targets`` and save the results as ``.npz`` or ``.zarr``.
+
+    ``header`` says how the first row of a wide ``.csv``/``.npz`` is read (a strictly increasing first row
+    unlike the others is the targets' grid by default; see :func:`~curvae.runtime.curves_io.load_curves`).
 
     The keys are ``z``, ``residual``, ``rms``, ``n_obs``, ``success``, ``nfev``,
     ``message`` and ``x_hat``; with uncertainty (the default), also ``cov``,
@@ -146,7 +149,7 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
     read = None
     if grid is not None or Path(targets).suffix.lower() not in (".npy", ".zarr"):
         read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, grid=grid,
-                                clip_range=clip_range, columns=columns)
+                                clip_range=clip_range, columns=columns, header=header)
     info = {"kind": "model grid" if read is None else read.kind, "header": None if read is None else read.header,
             "dropped": 0 if read is None else read.dropped}
     if read is not None and read.observations is not None:
