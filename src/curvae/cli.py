@@ -287,14 +287,18 @@ def _print_run(out: str, s: dict) -> None:
               help="Largest accepted |int8 - fp32| on decoded curves, on this CPU and every integer kernel.")
 @click.option("--int8-scheme", type=click.Choice(list(INT8_SCHEMES)), default=ExportConfig.int8_scheme,
               show_default=True, help="u8u8: exact sums on every CPU; u8s7: 7-bit weights, faster with VNNI.")
+@click.option("--held-out", default=ExportConfig.held_out, show_default=True, type=int,
+              help="Held-out curves of your data kept (hashed) in the manifest for reports; 0 for private data.")
 @_force_option
-def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, int8_scheme, force) -> None:
+def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, int8_scheme, held_out,
+           force) -> None:
     """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json)."""
     from curvae.training.export_run import export_run
 
     variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
                 **({"int8": int8_budget} if quantize == "int8" else {})}
-    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol, int8_scheme=int8_scheme), force=force,
+    res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol, int8_scheme=int8_scheme,
+                                          held_out=held_out), force=force,
                      variants=variants or None)
     p = res.manifest.parity
     click.echo(f"bundle {out}: parity passed on batches {list(p.batches)} ({', '.join(p.providers)}): "

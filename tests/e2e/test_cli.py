@@ -328,3 +328,26 @@ def test_fit_targets_with_their_grid_as_first_row(trained_bundle, tmp_path):
     invoke("fit", trained_bundle, tmp_path / "t.csv", "--out", tmp_path / "g.npz", "--header", "none")
     with np.load(tmp_path / "g.npz", allow_pickle=False) as f:
         assert f["z"].shape == (6, 2)
+
+
+def test_a_bundle_of_user_data_keeps_hashed_held_out_curves_for_its_report(tmp_path):
+    import shutil
+
+    from curvae.runtime.bundle import read_manifest
+
+    pytest.importorskip("matplotlib")
+    _spectra_like_csv(tmp_path / "s.csv")
+    invoke("train", "--data", tmp_path / "s.csv", "--out", tmp_path / "run", "--steps", "200")
+    invoke("export", tmp_path / "run", "--out", tmp_path / "model")
+    m = read_manifest(tmp_path / "model")
+    assert m.held_out is not None and m.held_out.array().shape == (12, 300)  # the run's 10% held-out split
+    invoke("report", tmp_path / "model", "--out", tmp_path / "rep")
+    numbers = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert numbers["fit"]["targets"] == "held-out" and numbers["fit"]["n_targets"] == 12
+    invoke("export", tmp_path / "run", "--out", tmp_path / "private", "--held-out", "0")
+    assert read_manifest(tmp_path / "private").held_out is None
+    shutil.copytree(tmp_path / "model", tmp_path / "altered")
+    raw = json.loads((tmp_path / "altered" / "manifest.json").read_text())
+    raw["held_out"]["curves"][0][0] += 1.0
+    (tmp_path / "altered" / "manifest.json").write_text(json.dumps(raw))
+    one_line_error(invoke("info", tmp_path / "altered", ok=False), "do not match their sha256")

@@ -39,6 +39,7 @@ from curvae.runtime.records import (
     FitResidualRecord,
     BaselineRecord,
     GraphInfo,
+    HeldOutRecord,
     ParityRecord,
     TrainingRecord,
     VariantRecord,
@@ -101,6 +102,8 @@ def export_bundle(
     baseline = None
     if residuals is not None and baseline_train is not None:
         baseline = pca_baseline(baseline_train, fit_targets, residuals, latent_dim=latent_dim, seed=config.seed)
+    keep = config.held_out if family.get("name") == "custom" and fit_targets is not None else 0
+    held_out = HeldOutRecord.of(np.asarray(fit_targets)[:keep]) if keep else None
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
         grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,
@@ -114,6 +117,7 @@ def export_bundle(
         fit_residuals=residuals,
         min_onnxruntime=min_onnxruntime(config.opset, ir_version),
         baseline=baseline,
+        held_out=held_out,
     )
     with atomic_dir(out, force=force) as tmp:
         for fname, data in {ENCODER_FILE: enc_bytes, DECODER_FILE: dec_bytes, **files}.items():

@@ -44,6 +44,8 @@ class ExportConfig:
     #: How ``--quantize int8`` quantises: the most accurate saturation-free scheme by default; "u8s7-per-channel"
     #: is about 2x faster on CPUs with VNNI, at some accuracy.
     int8_scheme: str = "u8u8-per-channel"
+    #: Held-out curves of user data kept in the manifest (hashed) for reports and checks; 0 keeps none.
+    held_out: int = 200
 
     def __post_init__(self) -> None:
         if not MIN_OPSET <= self.opset <= MAX_OPSET:
@@ -54,6 +56,8 @@ class ExportConfig:
             raise InputError(f"atol={self.atol!r} must be a positive number")
         if not (0 <= self.rtol < 1e-2):
             raise InputError(f"rtol={self.rtol!r} must be in [0, 0.01); float32 rounding needs about 1e-6")
+        if not (isinstance(self.held_out, int) and 0 <= self.held_out <= 10_000):
+            raise InputError(f"held_out={self.held_out!r} must be an integer in 0..10000 (0 keeps no held-out curves)")
         if self.int8_scheme not in INT8_SCHEMES:
             raise InputError(f"int8_scheme={self.int8_scheme!r} is not one of {', '.join(INT8_SCHEMES)}; pick one")
 

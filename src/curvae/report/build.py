@@ -117,6 +117,8 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
             obs = on_model_grid(t, latent_dim=model.latent_dim)
     elif family is not None:
         t = family.sample(n_targets, seed=g)[0]
+    elif m.held_out is not None:  # user data: its own held-out curves, kept in the bundle at export
+        t = m.held_out.array()[:n_targets]
     else:
         t = model.sample(n_targets, seed=g)
     fit = model.fit(t) if obs is None else model.fit(None, observations=obs)
@@ -145,7 +147,7 @@ def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool
         "latent_mean": d.codes.mean(0).tolist(), "latent_std": d.codes.std(0).tolist(),
         "fit": {"n_targets": int(len(d.targets)),
                 "targets": ("file" if targets_from_file else "fresh family" if d.family is not None
-                            else "decoder-sample"),
+                            else "held-out" if m.held_out is not None else "decoder-sample"),
                 **d.fit.summary()},
         "baseline": None if m.baseline is None else {**m.baseline.to_dict(), "verdict": m.baseline.summary()},
         "uncertainty": {"z_std_median": np.median(d.fit.z_std, axis=0).tolist(),

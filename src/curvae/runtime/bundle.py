@@ -23,6 +23,7 @@ from curvae.runtime.records import (
     ExportRecord,
     FitResidualRecord,
     GraphInfo,
+    HeldOutRecord,
     ParityRecord,
     TrainingRecord,
     VariantRecord,
@@ -70,6 +71,8 @@ class Manifest:
     min_onnxruntime: str = ""
     #: The model against PCA on the held-out curves (format 1.2; None in older bundles or without held-out data).
     baseline: BaselineRecord | None = None
+    #: A bounded, hashed sample of held-out curves of user data (format 1.2; None for built-in families or opt-out).
+    held_out: HeldOutRecord | None = None
 
     def __post_init__(self) -> None:
         if not self.min_onnxruntime:
@@ -116,6 +119,8 @@ class Manifest:
             d["fit_residuals"] = self.fit_residuals.to_dict()
         if self.baseline is not None:
             d["baseline"] = self.baseline.to_dict()
+        if self.held_out is not None:
+            d["held_out"] = self.held_out.to_dict()
         return d
 
     @classmethod
@@ -150,6 +155,8 @@ class Manifest:
                 fit_residuals=FitResidualRecord.from_dict(d["fit_residuals"]) if d.get("fit_residuals") else None,
                 min_onnxruntime=str(d.get("min_onnxruntime") or ""),
                 baseline=BaselineRecord.from_dict(d["baseline"]) if d.get("baseline") else None,
+                held_out=(HeldOutRecord.from_dict(d["held_out"], n_points=int(d["n_points"]))
+                          if d.get("held_out") else None),
             )
             for record in [m, *m.variants.values()]:
                 parse_version(record.min_onnxruntime)

@@ -298,3 +298,48 @@ class BaselineRecord:
                    pca_residual_median={int(k): float(v) for k, v in d["pca_residual_median"].items()},
                    model_residual_median=float(d["model_residual_median"]),
                    components_to_match=None if match is None else int(match))
+
+
+@dataclass(frozen=True)
+class HeldOutRecord:
+    """A bounded sample of the run's held-out curves, kept for bundles of user data (format 1.2).
+
+    A custom family has no sampler, so without them a report could only fit
+    samples of the model's own decoder, which prove nothing about the data.
+    ``sha256`` is of the curves as float32 bytes in row order; a manifest whose
+    curves do not match it is refused. ``curvae export --held-out 0`` keeps
+    none (private data).
+    """
+
+    curves: tuple[tuple[float, ...], ...]
+    sha256: str
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.curves, np.float32)
+
+    @staticmethod
+    def digest(curves: np.ndarray) -> str:
+        import hashlib
+
+        return hashlib.sha256(np.ascontiguousarray(curves, np.float32).tobytes()).hexdigest()
+
+    @classmethod
+    def of(cls, curves: np.ndarray) -> HeldOutRecord:
+        c = np.asarray(curves, np.float32)
+        return cls(curves=tuple(tuple(float(v) for v in row) for row in c), sha256=cls.digest(c))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": len(self.curves), "sha256": self.sha256, "curves": [list(r) for r in self.curves]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, n_points: int) -> HeldOutRecord:
+        curves = tuple(tuple(float(v) for v in row) for row in d["curves"])
+        if not curves or any(len(r) != n_points for r in curves) or len(curves) != int(d.get("n", len(curves))):
+            raise ValueError(f"held_out.curves must be a non-empty list of rows of {n_points} values, n of them")
+        arr = np.asarray(curves, np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError("held_out.curves must be finite")
+        rec = cls(curves=curves, sha256=str(d["sha256"]))
+        if cls.digest(arr) != rec.sha256:
+            raise ValueError("held_out.curves do not match their sha256; the manifest was altered")
+        return rec
