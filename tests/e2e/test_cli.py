@@ -351,3 +351,22 @@ def test_a_bundle_of_user_data_keeps_hashed_held_out_curves_for_its_report(tmp_p
     raw["held_out"]["curves"][0][0] += 1.0
     (tmp_path / "altered" / "manifest.json").write_text(json.dumps(raw))
     one_line_error(invoke("info", tmp_path / "altered", ok=False), "do not match their sha256")
+
+
+def test_too_few_curves_is_named_not_blamed_on_the_learning_rate(tmp_path):
+    import warnings
+
+    np.save(tmp_path / "two.npy", np.random.default_rng(0).normal(size=(2, 50)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torch warning reaches the user
+        res = invoke("train", "--data", tmp_path / "two.npy", "--out", tmp_path / "r", ok=False)
+    one_line_error(res, "2 curves are too few to train on", "give at least 10 curves")
+    assert not (tmp_path / "r").exists()
+
+
+def test_python_dash_m_curvae_is_the_cli():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "curvae", "--help"], capture_output=True, text=True, check=True)
+    assert "Usage: python -m curvae" in out.stdout and "train" in out.stdout

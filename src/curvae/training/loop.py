@@ -25,6 +25,8 @@ from curvae.training.run import weights_bytes, write_run
 from curvae.training.step import LossGradient, flatten_parameters
 
 EpochCallback = Callable[[dict[str, Any]], None]
+#: Fewest training curves (after the held-out share) a run accepts.
+MIN_TRAIN_CURVES = 8
 
 
 def resolve_device(device: str) -> torch.device:
@@ -54,6 +56,13 @@ class _Trainer:
                                 "pass lr_final <= lr")
         self.device = resolve_device(tc.device)
         self.data = build_dataset(cfg.data, seed=tc.seed)
+        need = max(MIN_TRAIN_CURVES, cfg.model.latent_dim + 2)
+        if len(self.data.train) < need:
+            total = len(self.data.train) + len(self.data.val)
+            raise TrainingError(
+                f"{total} curves are too few to train on: after the {cfg.data.val_fraction:g} held-out share, "
+                f"{len(self.data.train)} remain, and the scaling, the PCA start and the fit need at least {need}; "
+                f"give at least {int(need / (1 - cfg.data.val_fraction)) + 2} curves")
         n_points = self.data.train.shape[1]
         if n_points != cfg.model.n_points:
             cfg = RunConfig(data=cfg.data, model=ModelConfig(**{**cfg.model.to_dict(), "n_points": n_points}),
