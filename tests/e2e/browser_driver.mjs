@@ -1,20 +1,10 @@
 // Drive the curvae explorer in headless Chromium (playwright-core, the system's browser) and print JSON results.
 //   node browser_driver.mjs PLAYWRIGHT_DIR INPUT.json OUTPUT.json
 // INPUT: {url, tamperedUrl, screenshot, z: [[..]], curves: [[..]], eps: [[..]], target: [..]}
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
-import path from 'node:path';
+import { launch } from './headless.mjs';
 
-const [pwDir, inputFile, outputFile] = process.argv.slice(2);
-const require = createRequire(path.resolve(pwDir, 'package.json'));
-const { chromium } = require('playwright-core');
-const input = JSON.parse(fs.readFileSync(inputFile, 'utf8'));
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const { browser, input, outputFile } = await launch();
 const out = {};
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });

@@ -1,19 +1,10 @@
 // Load the explorer from a URL in headless Chromium, decode codes through the page, report what happened.
 //   node page_decode.mjs PLAYWRIGHT_DIR INPUT.json OUTPUT.json      INPUT: {url, z: [[..]]}
 // OUTPUT: {ready, status, backend, decoded, pageErrors, consoleErrors, requests}
-import { createRequire } from 'node:module';
 import fs from 'node:fs';
-import path from 'node:path';
+import { launch } from './headless.mjs';
 
-const [pwDir, inputFile, outputFile] = process.argv.slice(2);
-const require = createRequire(path.resolve(pwDir, 'package.json'));
-const { chromium } = require('playwright-core');
-const input = JSON.parse(fs.readFileSync(inputFile, 'utf8'));
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-});
+const { browser, input, outputFile } = await launch();
 const out = { pageErrors: [], consoleErrors: [], requests: [] };
 try {
   const page = await browser.newPage();
