@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, save  # noqa: E402
+from common import save  # noqa: E402
 
 from curvae.core.pca import PCA  # noqa: E402
 from curvae.families import FAMILIES, get_family  # noqa: E402

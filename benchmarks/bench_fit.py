@@ -38,7 +38,7 @@ mm.flush()
 STREAM = """
 import sys, time, numpy as np
 from curvae.runtime import CurveModel
-from curvae.runtime.files import fit_file
+from curvae.io.files import fit_file
 """ + PEAK_RSS + """
 model = CurveModel.load(sys.argv[1])
 model.fit(np.zeros((8, model.n_points), np.float32))

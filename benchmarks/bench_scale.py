@@ -71,7 +71,7 @@ mode, model_path, targets, out = sys.argv[1:5]
 model = CurveModel.load(model_path, threads=1)
 t0 = time.perf_counter()
 if mode == "in-process":
-    from curvae.runtime.files import fit_file
+    from curvae.io.files import fit_file
     res = fit_file(model, targets, out, force=True)  # its default chunk for a .zarr output
 else:
     from curvae.scale.jobs import fit_job

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 const BUNDLE = (params.get('bundle') || '/bundle/').replace(/\/?$/, '/');
 const state = { manifest: null, enc: null, dec: null, backend: null, z: null, curve: null, samples: [],
-  target: null, fit: null, lastDecodeMs: null };
+  target: null, fit: null, decodeMs: [] };
 
 function fail(err) {
   const box = $('error');
@@ -63,7 +63,8 @@ async function decodeRows(rows) {
   rows.forEach((row, r) => row.forEach((v, c) => { data[r * d + c] = v; }));
   const t0 = performance.now();
   const out = await state.dec.run({ z: new ort.Tensor('float32', data, [rows.length, d]) });
-  state.lastDecodeMs = performance.now() - t0;
+  state.decodeMs.push(performance.now() - t0);
+  if (state.decodeMs.length > 50) state.decodeMs.shift();
   const x = out.x_hat.data;
   return rows.map((_, r) => Array.from(x.subarray(r * p, (r + 1) * p)));
 }
@@ -85,13 +86,19 @@ function redraw() {
   const m = state.manifest;
   const series = state.samples.map((y) => ({ y: asShown(y), color: 'rgba(120,120,120,0.45)', width: 1 }));
   if (state.target) series.push({ y: asShown(state.target), color: '#000', dots: true });
+  if (state.fit && state.fit.band) {
+    series.push({ band: state.fit.band.map(asShown), color: 'rgba(214,39,40,0.6)' });
+  }
   if (state.fit) series.push({ y: asShown(state.fit.xHat), color: '#d62728', width: 2 });
   if (state.curve) series.push({ y: asShown(state.curve), color: '#1f77b4', width: 2 });
   plotCurves($('curve'), m.grid, series, { yLabel: $('as-pdf').checked ? 'PDF' : 'log-PDF' });
   $('z-value').textContent = state.z.map((v) => v.toFixed(3)).join(', ');
   if (m.latent_dim === 2) drawPad($('pad'), state.z, state.fit && state.fit.z);
   else state.z.forEach((v, k) => { $(`slider-${k}`).value = v; });
-  $('timing').textContent = state.lastDecodeMs === null ? '–' : `${state.lastDecodeMs.toFixed(2)} ms (last call)`;
+  const times = state.decodeMs;
+  // The browser's clock is coarse (tens of µs or more): a mean over the last calls says more than one call.
+  $('timing').textContent = times.length === 0 ? '–'
+    : `${Math.round((1000 * times.reduce((a, b) => a + b, 0)) / times.length)} µs (mean of the last ${times.length} calls)`;
 }
 
 let pending = null;
@@ -133,11 +140,14 @@ async function sample() {
 async function fitTarget(values) {
   const target = parseCurve(Array.isArray(values) ? values.join(',') : values, state.manifest.n_points);
   const { mu } = await encodeRows([target]);
-  const fit = await fitLatent(decodeRows, target, mu[0]);
+  const rec = state.manifest.fit_residuals;
+  const emulatorRms = rec && Array.isArray(rec.point_rms) && rec.point_rms.length === target.length ? rec.point_rms : null;
+  const fit = await fitLatent(decodeRows, target, mu[0], { emulatorRms });
   state.target = target; state.fit = fit;
   await setZ(fit.z);
   $('fit-result').textContent = `z = ${fit.z.map((v) => v.toFixed(4)).join(', ')} · residual ${fit.residual.toPrecision(4)} `
-    + `(L2 over ${target.length} points) · ${fit.calls} decoder calls`;
+    + `(L2 over ${target.length} points) · ${fit.calls} decoder calls`
+    + (fit.band ? ` · shaded: ±2σ band of the true curve${emulatorRms ? ' (z and the model\'s own error)' : ' (z only)'}` : '');
   return fit;
 }
 

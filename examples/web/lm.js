@@ -35,7 +35,7 @@ async function probe(decodeRows, z) {
 
 const sq = (r) => r.reduce((s, v) => s + v * v, 0);
 
-export async function fitLatent(decodeRows, target, z0, { maxIter = 50, ftol = 1e-7 } = {}) {
+export async function fitLatent(decodeRows, target, z0, { maxIter = 50, ftol = 1e-7, emulatorRms = null } = {}) {
   let z = [...z0];
   let { f, jac } = await probe(decodeRows, z);
   let r = f.map((v, p) => v - target[p]);
@@ -65,5 +65,22 @@ export async function fitLatent(decodeRows, target, z0, { maxIter = 50, ftol = 1
     }
     if (d === 0) break;
   }
-  return { z, xHat: f, residual: Math.sqrt(cost), calls };
+  return { z, xHat: f, residual: Math.sqrt(cost), calls, band: band(jac, f, cost, emulatorRms) };
+}
+
+// The fit's ±2σ band of the true curve, as the Python runtime draws it with σ estimated: Σ = σ̂²(JᵀJ)⁻¹ with
+// σ̂² = RSS / (P − d), band = x̂ ± 2·sqrt(diag(J Σ Jᵀ) + σ_emu²), σ_emu the model's own error when recorded.
+function band(jac, f, cost, emulatorRms) {
+  const d = jac.length; const p = f.length;
+  const s2 = cost / Math.max(p - d, 1);
+  const hess = jac.map((ja) => jac.map((jb) => ja.reduce((s, v, i) => s + v * jb[i], 0)));
+  const cols = Array.from({ length: d }, (_, k) => solve(hess, hess.map((_, i) => (i === k ? 1 : 0))));
+  if (cols.some((c) => !c)) return null; // singular: no finite band, as in Python
+  const half = f.map((_, i) => {
+    let v = 0;
+    for (let a = 0; a < d; a += 1) for (let b = 0; b < d; b += 1) v += jac[a][i] * s2 * cols[b][a] * jac[b][i];
+    const e = emulatorRms ? emulatorRms[i] : 0;
+    return 2 * Math.sqrt(Math.max(v, 0) + e * e);
+  });
+  return [f.map((v, i) => v - half[i]), f.map((v, i) => v + half[i])];
 }

@@ -1,11 +1,22 @@
 // Minimal canvas plots: curves over the grid, and the latent pad.
 
+// Round tick positions (1, 2 or 5 times a power of ten) covering [lo, hi], about `count` of them.
+export function niceTicks(lo, hi, count = 5) {
+  const raw = (hi - lo) / Math.max(count - 1, 1);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= raw) || 10 * mag;
+  const ticks = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9 * step; t += step) ticks.push(Math.abs(t) < 1e-12 * step ? 0 : t);
+  const digits = Math.max(0, -Math.floor(Math.log10(step)));
+  return { ticks, label: (t) => t.toFixed(digits) };
+}
+
 export function plotCurves(canvas, grid, series, { yLabel = '' } = {}) {
   const ctx = canvas.getContext('2d');
   const { width: w, height: h } = canvas;
   const m = { l: 48, r: 10, t: 10, b: 28 };
   ctx.clearRect(0, 0, w, h);
-  const ys = series.flatMap((s) => s.y.filter(Number.isFinite));
+  const ys = series.flatMap((s) => (s.band ? [...s.band[0], ...s.band[1]] : s.y).filter(Number.isFinite));
   if (ys.length === 0) return;
   let lo = Math.min(...ys); let hi = Math.max(...ys);
   if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
@@ -15,13 +26,18 @@ export function plotCurves(canvas, grid, series, { yLabel = '' } = {}) {
   const py = (y) => h - m.b - ((y - lo) / (hi - lo)) * (h - m.t - m.b);
   ctx.strokeStyle = '#888'; ctx.fillStyle = '#444'; ctx.font = '11px sans-serif'; ctx.lineWidth = 1;
   ctx.beginPath(); ctx.moveTo(m.l, m.t); ctx.lineTo(m.l, h - m.b); ctx.lineTo(w - m.r, h - m.b); ctx.stroke();
-  for (let i = 0; i <= 4; i += 1) {
-    const x = x0 + ((x1 - x0) * i) / 4; const y = lo + ((hi - lo) * i) / 4;
-    ctx.fillText(x.toPrecision(3), px(x) - 12, h - m.b + 14);
-    ctx.fillText(y.toPrecision(3), 2, py(y) + 4);
-  }
+  const xt = niceTicks(x0, x1); const yt = niceTicks(lo, hi);
+  xt.ticks.forEach((x) => ctx.fillText(xt.label(x), px(x) - 12, h - m.b + 14));
+  yt.ticks.forEach((y) => ctx.fillText(yt.label(y), 2, py(y) + 4));
   ctx.fillText(yLabel, m.l + 6, m.t + 10);
   for (const s of series) {
+    if (s.band) { // a filled band between s.band[0] (low) and s.band[1] (high)
+      ctx.fillStyle = s.color; ctx.globalAlpha = 0.25; ctx.beginPath();
+      grid.forEach((x, i) => (i ? ctx.lineTo(px(x), py(s.band[1][i])) : ctx.moveTo(px(x), py(s.band[1][i]))));
+      for (let i = grid.length - 1; i >= 0; i -= 1) ctx.lineTo(px(grid[i]), py(s.band[0][i]));
+      ctx.closePath(); ctx.fill(); ctx.globalAlpha = 1;
+      continue;
+    }
     ctx.strokeStyle = s.color; ctx.fillStyle = s.color; ctx.lineWidth = s.width || 1.5;
     if (s.dots) {
       s.y.forEach((y, i) => { if (Number.isFinite(y)) ctx.fillRect(px(grid[i]) - 1.5, py(y) - 1.5, 3, 3); });

@@ -21,7 +21,7 @@ def main(bundle: str, inputs: str, out: str, providers: str, strict: str, varian
     import scipy
 
     from curvae.runtime import CurvaeError, CurveModel
-    from curvae.runtime.onnxrt import installed_builds
+    from curvae.runtime.engine.onnxrt import installed_builds
 
     data = np.load(inputs, allow_pickle=False)
     result: dict[str, np.ndarray] = {}

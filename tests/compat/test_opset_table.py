@@ -14,7 +14,11 @@ import subprocess
 import pytest
 from envs import CACHE, clean_env, venv
 
-from curvae.runtime.versions import min_ir_version, min_onnxruntime, parse_version
+from curvae.runtime.bundle.versions import (
+    min_ir_version,
+    min_onnxruntime,
+    parse_version,
+)
 
 ORT_RELEASES = ("1.15.1", "1.16.3", "1.17.3", "1.18.1", "1.19.2", "1.20.1", "1.21.1", "1.22.1", "1.23.2")
 OPSETS = (7, 13, 18, 19, 20, 21, 22, 23)

@@ -37,6 +37,13 @@ try {
   await page.waitForFunction(() => document.getElementById('fit-result').textContent.includes('residual'));
   out.fit = await page.evaluate(() => ({ z: window.curvae.state.fit.z, residual: window.curvae.state.fit.residual }));
   out.fitText = await page.textContent('#fit-result');
+  out.fitBand = await page.evaluate(() => window.curvae.state.fit.band);
+  out.timingText = await page.textContent('#timing');
+  out.ticks = await page.evaluate(async () => {
+    const { niceTicks } = await import('/plot.js');
+    const t = niceTicks(-11.1, -1.61);
+    return t.ticks.map(t.label);
+  });
 
   // Wrong input gets a message, not a blank page.
   await page.fill('#csv', '1, 2, 3');

@@ -99,7 +99,15 @@ def test_explorer_matches_the_python_runtime(web_root, bundle_copy, tmp_path):
     # The page's fit of a pasted target is as good as the Python runtime's (residual within 5%).
     py = model.fit(target[None, :])
     assert abs(out["fit"]["residual"] - float(py.residual[0])) <= 0.05 * float(py.residual[0])
-    assert "residual" in out["fitText"]
+    assert "residual" in out["fitText"] and "±2σ band of the true curve (z only)" in out["fitText"]
+    # The page's band is the Python runtime's (σ estimated; this bundle records no model error: z only).
+    lo, hi = np.asarray(out["fitBand"][0]), np.asarray(out["fitBand"][1])
+    half_py = (py.band_hi[0] - py.band_lo[0]) / 2
+    np.testing.assert_allclose((hi - lo) / 2, half_py, rtol=0.1, atol=1e-3 * float(half_py.max()))
+    # Readable numbers: round ticks, decode time in µs as a mean over calls.
+    assert out["ticks"] == ["-10", "-8", "-6", "-4", "-2"], out["ticks"]
+    import re
+    assert re.fullmatch(r"\d+ µs \(mean of the last \d+ calls\)", out["timingText"]), out["timingText"]
     assert "the curve has 3 values but this bundle's curves have 100 points" in out["shortCsvError"]
     assert "value 100 ('abc') is not a finite number" in out["badCsvError"]
 

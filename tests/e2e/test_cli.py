@@ -295,7 +295,7 @@ def test_header_modes_and_their_errors(tmp_path):
 
 
 def test_increasing_curves_are_not_mistaken_for_a_grid(tmp_path):
-    from curvae.runtime.curves_io import load_curves
+    from curvae.io.curves import load_curves
 
     curves, _ = get_family("logistic").sample(50, seed=0)  # every curve increases
     np.savetxt(tmp_path / "l.csv", curves, delimiter=",")
@@ -333,7 +333,7 @@ def test_fit_targets_with_their_grid_as_first_row(trained_bundle, tmp_path):
 def test_a_bundle_of_user_data_keeps_hashed_held_out_curves_for_its_report(tmp_path):
     import shutil
 
-    from curvae.runtime.bundle import read_manifest
+    from curvae.runtime.bundle.format import read_manifest
 
     pytest.importorskip("matplotlib")
     _spectra_like_csv(tmp_path / "s.csv")

@@ -88,7 +88,7 @@ def test_the_model_is_one_key_and_workers_use_the_threads_asked(dask_client, mod
     assert out.compute().shape == (689, 100)
 
     def session_threads():
-        from curvae.runtime.model import _SESSIONS
+        from curvae.runtime.engine.cache import _SESSIONS
 
         return sorted({s.get_session_options().intra_op_num_threads for pair in _SESSIONS.values() for s in pair})
 

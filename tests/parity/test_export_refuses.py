@@ -7,7 +7,7 @@ import torch
 
 from curvae.core.errors import ExportError, OutputExistsError
 from curvae.export import ExportConfig, export_bundle
-from curvae.runtime.records import TrainingRecord
+from curvae.runtime.bundle.records import TrainingRecord
 from curvae.training.export_run import export_run
 from curvae.training.model import DecoderGraph, EncoderGraph
 from curvae.training.run import load_run

@@ -10,8 +10,8 @@ def test_other_opsets_export_with_the_lowest_ir_and_pass_parity(run_dir, tmp_pat
 
     from curvae.export import ExportConfig
     from curvae.runtime import CurveModel
-    from curvae.runtime.onnx_scan import scan_model
-    from curvae.runtime.versions import min_ir_version, min_onnxruntime
+    from curvae.runtime.bundle.scan import scan_model
+    from curvae.runtime.bundle.versions import min_ir_version, min_onnxruntime
     from curvae.training.export_run import export_run
 
     res = export_run(run_dir, tmp_path / "m", config=ExportConfig(opset=opset))

@@ -14,7 +14,7 @@ from curvae.core.pca import PCA
 from curvae.export import export_bundle
 from curvae.families import get_family
 from curvae.runtime import CurveModel
-from curvae.runtime.records import TrainingRecord
+from curvae.runtime.bundle.records import TrainingRecord
 from curvae.training.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from curvae.training.data import build_dataset
 from curvae.training.export_run import export_run

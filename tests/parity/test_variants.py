@@ -88,8 +88,8 @@ def test_fp16_rows_do_not_depend_on_the_batch_but_int8_rows_may(variant_bundle):
 
 
 def test_int8_scheme_and_its_error_on_every_kernel_are_recorded(variant_bundle):
-    from curvae.export.int8_kernels import weight_types
     from curvae.export.config import ExportConfig
+    from curvae.export.int8_kernels import weight_types
 
     rec = CurveModel.load(variant_bundle).manifest.variants["int8"]
     assert rec.scheme == ExportConfig.int8_scheme

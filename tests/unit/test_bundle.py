@@ -5,7 +5,12 @@ import pytest
 
 from curvae.core.errors import BundleError
 from curvae.runtime import CurveModel
-from curvae.runtime.bundle import FORMAT_VERSION, Manifest, read_bundle, read_manifest
+from curvae.runtime.bundle.format import (
+    FORMAT_VERSION,
+    Manifest,
+    read_bundle,
+    read_manifest,
+)
 
 
 def test_bundle_without_variants_holds_exactly_three_files(bundle_dir):

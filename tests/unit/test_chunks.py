@@ -9,9 +9,9 @@ import pytest
 
 from curvae.core.errors import BadRowsError, InputError
 from curvae.core.seeding import ROW_BLOCK, row_normals
+from curvae.io.chunks import FitTally, column, fit_chunk, fit_columns_for
 from curvae.runtime import CurveModel
-from curvae.runtime.chunks import FitTally, column, fit_chunk, fit_columns_for
-from curvae.runtime.fit import FitResult
+from curvae.runtime.fitting.engine import FitResult
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 sys.path.insert(0, str(GOLDEN.parent))

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from curvae.core.errors import DataFileError, InputError
+from curvae.io.curves import load_curves
 from curvae.runtime.arrays import as_matrix
-from curvae.runtime.curves_io import load_curves
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from curvae.runtime.fit import FIT_METHODS, FitOptions, fit_latent
+from curvae.runtime.fitting.engine import FIT_METHODS, FitOptions, fit_latent
 
 rng = np.random.default_rng(0)
 W = rng.normal(size=(2, 30))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from curvae.core.errors import InputError
+from curvae.io.files import fit_file
 from curvae.runtime import CurveModel
-from curvae.runtime.files import fit_file
 
 
 def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targets, tmp_path):

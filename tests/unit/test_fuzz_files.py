@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from hostile import nested_if_model  # noqa: E402
 
 from curvae.core.errors import CurvaeError  # noqa: E402
-from curvae.runtime.bundle import read_bundle, read_manifest, vet_graph  # noqa: E402
-from curvae.runtime.onnx_scan import scan_model  # noqa: E402
+from curvae.runtime.bundle.format import read_bundle, read_manifest, vet_graph  # noqa: E402
+from curvae.runtime.bundle.scan import scan_model  # noqa: E402
 
 pytestmark = pytest.mark.fuzz
 

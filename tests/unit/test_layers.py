@@ -1,8 +1,11 @@
 """The documented import order holds: every arrow between curvae's packages points down the pipeline.
 
-    core  <-  families  <-  runtime  <-  export  <-  training  <-  apps  <-  cli
-                         \\-  report (runtime + families only)  <-/
-                         \\-  scale (runtime only: Dask)  <-------/
+    core  <-  families  <-  runtime  <-  io  <-  export  <-  training  <-  apps  <-  cli  <-  __main__
+                         \\-  report (runtime, io, families only)  <-/
+                         \\-  scale (runtime and io only: Dask)  <----/
+
+Inside the runtime, its rooms (bundle, engine, fitting, model) import one another freely; what matters is
+that nothing in the runtime reaches up to ``io`` (files and stores) or above.
 
 The rule is read from the source with ``ast``, so a lazy import inside a
 function counts as much as one at the top of a file.
@@ -22,13 +25,20 @@ ALLOWED = {
     "core": {"core"},
     "families": {"core", "families"},
     "runtime": {"core", "runtime"},
+    "io": {"core", "runtime", "io"},
     "export": {"core", "runtime", "export"},
-    "training": {"core", "families", "runtime", "export", "training"},
-    "report": {"core", "families", "runtime", "report"},
-    "scale": {"core", "runtime", "scale"},
-    "apps": {"core", "families", "runtime", "export", "training", "report", "scale", "apps"},
-    "cli": {"core", "families", "runtime", "export", "training", "report", "scale", "apps", "cli"},
+    "training": {"core", "families", "runtime", "io", "export", "training"},
+    "report": {"core", "families", "runtime", "io", "report"},
+    "scale": {"core", "runtime", "io", "scale"},
+    "apps": {"core", "families", "runtime", "io", "export", "training", "report", "scale", "apps"},
+    "cli": {"core", "families", "runtime", "io", "export", "training", "report", "scale", "apps", "cli"},
+    "__main__": {"cli"},
 }
+
+
+#: The size rules of the house: no module over this many lines, no folder with more modules directly in it.
+MAX_MODULE_LINES = 400
+MAX_FOLDER_MODULES = 12
 
 
 def layer_of(path: Path) -> str:
@@ -71,6 +81,14 @@ def test_imports_point_down_the_pipeline(path):
 
 
 def test_nothing_imports_the_cli():
-    users = [str(p.relative_to(SRC)) for p in FILES if layer_of(p) != "cli"
+    users = [str(p.relative_to(SRC)) for p in FILES if layer_of(p) not in ("cli", "__main__")
              and any(t == "cli" for _, t in curvae_imports(p))]
     assert not users
+
+
+def test_modules_stay_small_and_folders_stay_findable():
+    long = [f"{p.relative_to(SRC)}: {n} lines" for p in FILES if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES]
+    assert not long, long
+    crowded = [f"{d.relative_to(SRC.parent)}: {n} modules" for d in [SRC, *[p for p in SRC.rglob("*") if p.is_dir()]]
+               if (n := len([m for m in d.glob("*.py") if m.name != "__init__.py"])) > MAX_FOLDER_MODULES]
+    assert not crowded, crowded

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from curvae.runtime import CurveModel, InputError
-from curvae.runtime import model as model_mod
 
 
 @pytest.fixture(scope="module")
@@ -12,21 +11,18 @@ def model(bundle_dir):
     return CurveModel.load(bundle_dir, providers="cpu")
 
 
-def test_chunked_calls_equal_single_calls(model, beta_targets, monkeypatch):
+def test_chunked_calls_equal_single_calls(model, beta_targets):
     z = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
-    whole_dec, whole_enc = model.decode(z), model.encode_with_noise(beta_targets, np.ones((64, 2), np.float32))
-    monkeypatch.setattr(model_mod, "CHUNK_ROWS", 7)
-    np.testing.assert_array_equal(model.decode(z), whole_dec)
-    for a, b in zip(model.encode_with_noise(beta_targets, np.ones((64, 2), np.float32)), whole_enc):
-        np.testing.assert_array_equal(a, b)
+    whole_dec, whole_enc = model.decode(z), model.encode(beta_targets, sample=True, seed=4)
+    np.testing.assert_array_equal(model.decode(z, chunk_rows=7), whole_dec)
+    np.testing.assert_array_equal(model.encode(beta_targets, sample=True, seed=4, chunk_rows=7), whole_enc)
 
 
 @pytest.mark.parametrize("rows", [3, 50])
-def test_decode_into_a_reused_buffer_equals_a_fresh_result(model, rows, monkeypatch):
-    monkeypatch.setattr(model_mod, "CHUNK_ROWS", 7)  # 50 rows: the chunked path writes each chunk into out
+def test_decode_into_a_reused_buffer_equals_a_fresh_result(model, rows):
     z = np.random.default_rng(1).standard_normal((rows, 2)).astype(np.float32)
     buf = np.full((rows, 100), np.nan, np.float32)
-    got = model.decode(z, out=buf)
+    got = model.decode(z, out=buf, chunk_rows=7)  # 50 rows: the chunked path writes each chunk into out
     assert got is buf
     np.testing.assert_array_equal(buf, model.decode(z))
     view = np.zeros((rows, 300), np.float32)[:, ::3]  # a strided, writeable view works too

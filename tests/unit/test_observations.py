@@ -7,7 +7,11 @@ import pytest
 
 from curvae.core.errors import InputError
 from curvae.runtime import CurveModel
-from curvae.runtime.observations import on_model_grid, on_own_grids, on_shared_grid
+from curvae.runtime.fitting.observations import (
+    on_model_grid,
+    on_own_grids,
+    on_shared_grid,
+)
 
 GRID = np.linspace(0.01, 0.99, 100)
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"

@@ -3,9 +3,9 @@
 import pytest
 
 from curvae.core.errors import ProviderError
+from curvae.io.files import placement_summary
 from curvae.runtime import CurveModel
-from curvae.runtime.files import placement_summary
-from curvae.runtime.placement import check_placement
+from curvae.runtime.engine.placement import check_placement
 
 
 def test_every_node_of_both_graphs_is_accounted_for_on_cpu(bundle_dir):

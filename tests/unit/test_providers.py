@@ -2,7 +2,7 @@ import onnxruntime as ort
 import pytest
 
 from curvae.core.errors import ProviderError
-from curvae.runtime.providers import available_providers, resolve_providers
+from curvae.runtime.engine.providers import available_providers, resolve_providers
 
 
 def test_auto_takes_every_compute_provider_with_cpu_last():

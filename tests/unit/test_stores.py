@@ -9,9 +9,9 @@ import pytest
 import zarr
 
 from curvae.core.errors import BadRowsError, DataFileError, InputError
+from curvae.io.files import decode_file, encode_file, fit_file
+from curvae.io.stores import ZarrSink, open_rows, open_sink
 from curvae.runtime import CurveModel
-from curvae.runtime.files import decode_file, encode_file, fit_file
-from curvae.runtime.stores import ZarrSink, open_rows, open_sink
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 sys.path.insert(0, str(GOLDEN.parent))
@@ -106,7 +106,7 @@ def test_a_damaged_chunk_is_one_clear_line_naming_its_rows(model, tmp_path):
 
 
 def test_importing_the_runtime_imports_no_dask_and_no_zarr():
-    code = ("import sys, curvae.runtime, curvae.runtime.files, curvae.runtime.stores, curvae.cli; "
+    code = ("import sys, curvae.runtime, curvae.io.files, curvae.io.stores, curvae.cli; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed', 'zarr')); "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -16,7 +16,7 @@ from scipy import stats
 
 from curvae.core.errors import InputError
 from curvae.runtime import CurveModel
-from curvae.runtime.uncertainty import laplace
+from curvae.runtime.fitting.uncertainty import laplace
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 N = 2000

@@ -8,8 +8,8 @@ import pytest
 
 from curvae.core.errors import MissingRuntimeError
 from curvae.runtime import CurveModel
-from curvae.runtime.bundle import read_manifest
-from curvae.runtime.versions import (
+from curvae.runtime.bundle.format import read_manifest
+from curvae.runtime.bundle.versions import (
     IR_FOR_OPSET,
     MAX_OPSET,
     MIN_OPSET,

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from curvae.core.errors import CurvaeError
-from curvae.runtime.bundle import full_check
-from curvae.runtime.files import placement_summary
+from curvae.io.files import placement_summary
+from curvae.runtime.bundle.format import full_check
+from curvae.runtime.bundle.records import Variant
+from curvae.runtime.engine.providers import ProviderSpec
 from curvae.runtime.model import CurveModel
-from curvae.runtime.providers import ProviderSpec
-from curvae.runtime.records import Variant
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from curvae.core.errors import BundleError, CurvaeError, InputError
 from curvae.core.safeio import MAX_JSON_BYTES, read_bounded
-from curvae.runtime.bundle import MANIFEST_FILE, graph_byte_cap, read_manifest
+from curvae.runtime.bundle.format import MANIFEST_FILE, graph_byte_cap, read_manifest
 
 #: Where the explorer's files live in a curvae checkout (``--web`` points elsewhere).
 CHECKOUT_WEB = Path(__file__).resolve().parents[3] / "examples" / "web"

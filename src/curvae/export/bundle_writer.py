@@ -15,12 +15,12 @@ import torch
 from curvae import __version__
 from curvae.core.atomic import atomic_dir, check_can_write, write_bytes, write_json
 from curvae.core.errors import ExportError
+from curvae.core.pca import PCA
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ParityRow, run_parity, summarise
 from curvae.export.variants import build_variant, default_fit
-from curvae.runtime import onnxrt
-from curvae.runtime.bundle import (
+from curvae.runtime.bundle.format import (
     DECODER_FILE,
     DECODER_INPUTS,
     DECODER_OUTPUTS,
@@ -32,21 +32,21 @@ from curvae.runtime.bundle import (
     Manifest,
     sha256_bytes,
 )
-from curvae.runtime.fit import FitOptions
-from curvae.runtime.onnx_scan import scan_model
-from curvae.runtime.records import (
+from curvae.runtime.bundle.records import (
+    BaselineRecord,
     ExportRecord,
     FitResidualRecord,
-    BaselineRecord,
     GraphInfo,
     HeldOutRecord,
     ParityRecord,
     TrainingRecord,
     VariantRecord,
 )
-from curvae.core.pca import PCA
-from curvae.runtime.session import make_session
-from curvae.runtime.versions import min_onnxruntime
+from curvae.runtime.bundle.scan import scan_model
+from curvae.runtime.bundle.versions import min_onnxruntime
+from curvae.runtime.engine import onnxrt
+from curvae.runtime.engine.session import make_session
+from curvae.runtime.fitting.engine import FitOptions
 
 
 @dataclass(frozen=True)

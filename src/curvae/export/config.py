@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from curvae.core.errors import InputError
-from curvae.runtime.versions import (
+from curvae.runtime.bundle.versions import (
     MAX_OPSET,
     MIN_OPSET,
     min_ir_version,

@@ -12,9 +12,9 @@ import onnx
 import torch
 
 from curvae.core.errors import ExportError, first_line
-from curvae.runtime.bundle import RANDOM_OPS
-from curvae.runtime.onnx_scan import scan_model
-from curvae.runtime.versions import min_ir_version
+from curvae.runtime.bundle.format import RANDOM_OPS
+from curvae.runtime.bundle.scan import scan_model
+from curvae.runtime.bundle.versions import min_ir_version
 
 EXPORT_BATCH = 3  # >= 2 so the exporter keeps the batch dimension symbolic
 

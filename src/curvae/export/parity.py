@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from curvae.runtime.records import ParityRecord
-from curvae.runtime.session import make_session
+from curvae.runtime.bundle.records import ParityRecord
+from curvae.runtime.engine.session import make_session
 
 PARITY_BATCHES = (1, 2, 7, 1000)
 NOISE_FACTOR = 4.0  # onnxruntime's kernels may sum in a less favourable order than torch's: up to ~2× seen

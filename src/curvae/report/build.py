@@ -14,11 +14,11 @@ from curvae.core.atomic import atomic_dir, write_bytes, write_json
 from curvae.core.errors import CurvaeError
 from curvae.core.seeding import rng
 from curvae.families import FAMILIES, Family
+from curvae.io.targets import read_fit_targets
 from curvae.report.calibration import coverage
-from curvae.runtime.fit import FitResult
+from curvae.runtime.fitting.engine import FitResult
+from curvae.runtime.fitting.observations import Observations, on_model_grid
 from curvae.runtime.model import CurveModel
-from curvae.runtime.observations import Observations, on_model_grid
-from curvae.runtime.targets import read_fit_targets
 
 #: Every file of a report on a 2-D model of a built-in family whose bundle records held-out residuals.
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",

@@ -26,6 +26,9 @@ def check_int(name: str, value: object, *, minimum: int = 1, what: str = "") -> 
 
 
 _BLOCK = 8192  # rows per block of the checks: their temporaries stay small however large the input
+#: Up to this many values, a C-contiguous float32 matrix is checked by one fused reduction and returned as is:
+#: the one-row calls of an interactive user (the explorer, a control loop) then cost O(1) Python.
+FAST_VALUES = 65_536
 
 
 def _peak(out: NDArray[np.float32], allow_nan: bool) -> float:
@@ -85,6 +88,12 @@ def as_matrix(
     -------
     ndarray of shape (n_rows, n_cols), dtype float32
     """
+    if (type(values) is np.ndarray and values.dtype == np.float32 and values.ndim == 2  # the fast path
+            and values.flags.c_contiguous and 0 < values.size <= FAST_VALUES and not allow_nan):
+        rows, cols = values.shape
+        if rows >= min_rows and cols >= min_cols and (n_cols is None or cols == n_cols) \
+                and float(np.abs(values).max()) <= max_abs:  # one reduction: NaN, ±inf and the bound
+            return values
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError) as exc:
@@ -129,3 +138,17 @@ def as_matrix(
         raise BadRowsError(f"{name}[{r + row_offset}, {c}] = {out[r, c].item()!r} is outside ±{max_abs:g}; {bound_hint}",
                            np.flatnonzero(far.any(axis=1)) + row_offset)
     return out
+
+
+def check_out(out: object, shape: tuple[int, int], codes: np.ndarray) -> None:
+    """``out`` must be a writeable float32 array of ``shape`` that does not overlap the input codes."""
+    fix = f"pass np.empty({shape}, np.float32) or leave out=None"
+    if not isinstance(out, np.ndarray):
+        raise InputError(f"out is a {type(out).__name__}, not a numpy array; {fix}")
+    if out.dtype != np.float32 or out.shape != shape:
+        raise InputError(f"out has dtype {out.dtype} and shape {out.shape}; it must be float32 of shape {shape} "
+                         f"(one row per code, one column per curve point): {fix}")
+    if not out.flags.writeable:
+        raise InputError(f"out is read-only; {fix}")
+    if np.may_share_memory(out, codes):
+        raise InputError(f"out overlaps the codes being decoded; {fix}")

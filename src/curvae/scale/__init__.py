@@ -3,7 +3,7 @@
 Needs the ``[dask]`` extra (``pip install 'curvae[dask]'``: dask[array],
 distributed and zarr). The runtime does not import this package; it imports
 the runtime and runs the runtime's own chunk kernels
-(:mod:`curvae.runtime.chunks`) on each block, so its results are those of the
+(:mod:`curvae.io.chunks`) on each block, so its results are those of the
 same call without Dask. See ``docs/scale.md``.
 
 Examples

@@ -1,6 +1,6 @@
 """``encode``, ``decode`` and ``fit`` over Dask arrays chunked along rows; they return Dask arrays, lazily.
 
-Each block runs the runtime's chunk kernel (:mod:`curvae.runtime.chunks`)
+Each block runs the runtime's chunk kernel (:mod:`curvae.io.chunks`)
 with the index of its first row, so errors name the row in the whole array
 and seeded draws follow the row, not the chunking: ``compute()`` gives what
 the same call on the whole numpy array gives. Every ``map_blocks`` call states
@@ -18,8 +18,15 @@ import numpy as np
 
 from curvae.core.errors import InputError
 from curvae.core.seeding import Seed, entropy
-from curvae.runtime.chunks import Skipped, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
-from curvae.runtime.fit import FitResult
+from curvae.io.chunks import (
+    Skipped,
+    decode_chunk,
+    encode_chunk,
+    fit_chunk,
+    fit_columns_for,
+    one_seed,
+)
+from curvae.runtime.fitting.engine import FitResult
 from curvae.runtime.model import CurveModel
 from curvae.scale.cluster import distributed_module
 
@@ -179,7 +186,7 @@ def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int
     ----------
     targets : dask.array.Array of shape (n, n_points), chunked along rows only
     skip_bad_rows : bool
-        See :func:`curvae.runtime.chunks.fit_chunk`: without it a bad row
+        See :func:`curvae.io.chunks.fit_chunk`: without it a bad row
         fails the computation with an error naming its row in ``targets``.
     threads : int or None
         onnxruntime intra-op threads per task (1 by default; None keeps the model's).
@@ -191,7 +198,7 @@ def fit(model: CurveModel, targets, *, skip_bad_rows: bool = False, threads: int
     -------
     FitArrays
     """
-    from curvae.runtime.uncertainty import ood_threshold
+    from curvae.runtime.fitting.uncertainty import ood_threshold
 
     _, da = _da()
     for bad in ("grid", "observations", "row_offset"):

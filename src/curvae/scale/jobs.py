@@ -21,10 +21,26 @@ import numpy as np
 
 from curvae.core.errors import ClusterError, CurvaeError, InputError
 from curvae.core.seeding import entropy
-from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
-from curvae.runtime.files import check_chunk
+from curvae.io.chunks import (
+    FitTally,
+    column,
+    decode_chunk,
+    encode_chunk,
+    fit_chunk,
+    fit_columns_for,
+    one_seed,
+)
+from curvae.io.files import check_chunk
+from curvae.io.stores import (
+    Finishing,
+    ZarrSink,
+    ZarrSource,
+    check_output,
+    is_zarr,
+    open_rows,
+    open_sink,
+)
 from curvae.runtime.model import CurveModel
-from curvae.runtime.stores import Finishing, ZarrSink, ZarrSource, check_output, is_zarr, open_rows, open_sink
 from curvae.scale.arrays import _da, block_start, model_key
 from curvae.scale.cluster import Connection, connect
 
@@ -254,7 +270,7 @@ def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, 
     Returns
     -------
     dict
-        The summary of :func:`curvae.runtime.files.fit_file`, with ``tasks``,
+        The summary of :func:`curvae.io.files.fit_file`, with ``tasks``,
         ``workers`` and each worker's peak RSS (``worker_peak_rss_mib``).
     """
     dest = check_output(out, force=force, allowed=(".npz", ".zarr"))

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.families import get_family
-from curvae.runtime.curves_io import load_curves
+from curvae.io.curves import load_curves
 from curvae.training.config import DataConfig
 
 

@@ -14,9 +14,9 @@ from curvae.export import (
     export_bundle,
     run_parity,
 )
-from curvae.runtime.bundle import read_bundle
-from curvae.runtime.providers import available_providers
-from curvae.runtime.records import TrainingRecord
+from curvae.runtime.bundle.format import read_bundle
+from curvae.runtime.bundle.records import TrainingRecord
+from curvae.runtime.engine.providers import available_providers
 from curvae.training.data import build_dataset
 from curvae.training.model import (
     DecoderGraph,

@@ -12,14 +12,30 @@ import numpy as np
 from curvae.core.atomic import save_npy
 from curvae.core.errors import DataFileError, InputError
 from curvae.core.seeding import entropy
+from curvae.io.chunks import (
+    FitTally,
+    column,
+    decode_chunk,
+    encode_chunk,
+    fit_chunk,
+    fit_columns_for,
+    one_seed,
+)
+from curvae.io.curves import CurveSource
+from curvae.io.stores import (
+    Finishing,
+    RowSource,
+    Sink,
+    check_output,
+    is_zarr,
+    open_rows,
+    open_sink,
+)
+from curvae.io.targets import LONG_COLUMNS, read_fit_targets
 from curvae.runtime.arrays import check_int
-from curvae.runtime.chunks import FitTally, column, decode_chunk, encode_chunk, fit_chunk, fit_columns_for, one_seed
-from curvae.runtime.curves_io import CurveSource
+from curvae.runtime.engine.onnxrt import installed_builds
+from curvae.runtime.engine.providers import available_providers
 from curvae.runtime.model import CurveModel
-from curvae.runtime.onnxrt import installed_builds
-from curvae.runtime.providers import available_providers
-from curvae.runtime.stores import Finishing, RowSource, Sink, check_output, is_zarr, open_rows, open_sink
-from curvae.runtime.targets import LONG_COLUMNS, read_fit_targets
 
 PathLike = str | os.PathLike[str]
 Progress = Callable[[int, int], None]
@@ -117,7 +133,7 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
     """Fit every target in ``targets`` and save the results as ``.npz`` or ``.zarr``.
 
     ``header`` says how the first row of a wide ``.csv``/``.npz`` is read (a strictly increasing first row
-    unlike the others is the targets' grid by default; see :func:`~curvae.runtime.curves_io.load_curves`).
+    unlike the others is the targets' grid by default; see :func:`~curvae.io.curves.load_curves`).
 
     The keys are ``z``, ``residual``, ``rms``, ``n_obs``, ``success``, ``nfev``,
     ``message`` and ``x_hat``; with uncertainty (the default), also ``cov``,
@@ -126,10 +142,10 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
     this bundle or this row), ``ood_threshold`` (one value, NaN when
     unavailable) and ``ood_reason``. Targets on their own grid (an ``.npz``
     with a ``grid``, ``grid=FILE``, or a long-format CSV, see
-    :mod:`curvae.runtime.targets`) add ``x_obs`` and ``x_hat_obs`` (their
+    :mod:`curvae.io.targets`) add ``x_obs`` and ``x_hat_obs`` (their
     points, NaN-padded), and long format adds ``ids``. With
     ``skip_bad_rows``, ``skipped_rows`` and ``skipped_reasons`` list the rows
-    left unfitted (see :func:`curvae.runtime.chunks.fit_chunk`).
+    left unfitted (see :func:`curvae.io.chunks.fit_chunk`).
 
     Targets on the model grid (``.npy``, ``.zarr``) stream in chunks of
     ``chunk`` rows (by default 4096, 16384 for a ``.zarr`` output), read from disk chunk by chunk, and results go to disk

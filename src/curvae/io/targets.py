@@ -21,8 +21,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import DataFileError
-from curvae.runtime.curves_io import is_number, load_curves, read_csv, sniff_delimiter
-from curvae.runtime.observations import Observations, on_own_grids, on_shared_grid
+from curvae.io.curves import is_number, load_curves, read_csv, sniff_delimiter
+from curvae.runtime.fitting.observations import (
+    Observations,
+    on_own_grids,
+    on_shared_grid,
+)
 
 LONG_COLUMNS = ("id", "x", "y")
 
@@ -106,7 +110,7 @@ def read_fit_targets(
     header: str = "auto",
 ) -> FitTargets:
     """Read a targets file in any of the layouts above (see the module docstring); ``header`` reads a wide file's
-    first row as :func:`~curvae.runtime.curves_io.load_curves` does (a strictly increasing first row is the grid)."""
+    first row as :func:`~curvae.io.curves.load_curves` does (a strictly increasing first row is the grid)."""
     p = Path(path)
     if p.suffix.lower() == ".csv" and p.is_file() and grid is None:
         long = _long_header(p, columns)

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from curvae.core.errors import BundleError, ProviderError, first_line
-from curvae.runtime import onnxrt
-from curvae.runtime.bundle import Manifest
-from curvae.runtime.providers import ProviderSpec
+from curvae.runtime.bundle.format import Manifest
+from curvae.runtime.engine import onnxrt
+from curvae.runtime.engine.providers import ProviderSpec
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -32,7 +32,7 @@ def make_session(
     model : bytes
         The serialised ONNX graph.
     providers : sequence
-        Resolved providers (see :func:`curvae.runtime.providers.resolve_providers`).
+        Resolved providers (see :func:`curvae.runtime.engine.providers.resolve_providers`).
     threads : int, optional
         Intra-op threads; None lets onnxruntime choose.
     name : str
@@ -44,7 +44,7 @@ def make_session(
         provider must be the one that runs, or :class:`ProviderError` is raised.
     profile_prefix : str, optional
         Turn onnxruntime's profiler on, writing under this path prefix
-        (see :func:`curvae.runtime.placement.node_placement`).
+        (see :func:`curvae.runtime.engine.placement.node_placement`).
     """
     ort = onnxrt.load()
     opts = ort.SessionOptions()

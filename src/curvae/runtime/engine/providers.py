@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Union
 
 from curvae.core.errors import ProviderError
-from curvae.runtime import onnxrt
+from curvae.runtime.engine import onnxrt
 
 #: Preference order used by ``"auto"``: accelerators first, CPU last.
 PREFERENCE = (

@@ -17,8 +17,7 @@ import numpy as np
 
 from curvae.core.errors import BundleError, first_line
 from curvae.core.safeio import PROTOBUF_MAX_BYTES, read_bounded, read_json
-from curvae.runtime.onnx_scan import scan_model
-from curvae.runtime.records import (
+from curvae.runtime.bundle.records import (
     BaselineRecord,
     ExportRecord,
     FitResidualRecord,
@@ -28,7 +27,8 @@ from curvae.runtime.records import (
     TrainingRecord,
     VariantRecord,
 )
-from curvae.runtime.versions import min_onnxruntime, parse_version
+from curvae.runtime.bundle.scan import scan_model
+from curvae.runtime.bundle.versions import min_onnxruntime, parse_version
 
 #: Ops that draw random numbers; a bundle must contain none of them.
 RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",

@@ -21,9 +21,15 @@ from typing import Protocol
 
 import numpy as np
 
-from curvae.core.atomic import NpyStreamWriter, NpzStreamWriter, check_can_write, replace_dir, temp_dir_beside
+from curvae.core.atomic import (
+    NpyStreamWriter,
+    NpzStreamWriter,
+    check_can_write,
+    replace_dir,
+    temp_dir_beside,
+)
 from curvae.core.errors import DataFileError, InputError, MissingRuntimeError
-from curvae.runtime.curves_io import CurveSource, load_curves, open_curves
+from curvae.io.curves import CurveSource, load_curves, open_curves
 
 PathLike = str | os.PathLike[str]
 Specs = dict[str, tuple[tuple[int, ...], str]]

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from curvae.core.errors import BundleError, ProviderError
-from curvae.runtime.providers import ProviderSpec
-from curvae.runtime.session import make_session
+from curvae.runtime.engine.providers import ProviderSpec
+from curvae.runtime.engine.session import make_session
 
 #: Rows fed to the graph for the profiled run; > 1 so batch-dependent paths are the ones used.
 PROFILE_ROWS = 2
@@ -38,7 +38,7 @@ def node_placement(
     model : bytes
         Verified graph bytes.
     providers, threads, strict
-        As for :func:`curvae.runtime.session.make_session`, so the placement
+        As for :func:`curvae.runtime.engine.session.make_session`, so the placement
         is the one the real session gets.
     name : str
         Graph name for messages.

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from curvae.core.errors import BadRowsError, first_line
 from curvae.core.seeding import entropy
 from curvae.runtime.arrays import as_matrix
-from curvae.runtime.fit import FitResult, concat_fits
+from curvae.runtime.fitting.engine import FitResult, concat_fits
 from curvae.runtime.model import CurveModel
 
 #: Longest reason kept for a skipped row (``skipped_reasons``).
@@ -70,7 +70,7 @@ def fit_columns_for(model: CurveModel, n: int, fit_kw: dict[str, Any]) -> dict[s
     mcmc = fit_kw.get("method") == "mcmc"
     n_samples = 0
     if mcmc:
-        from curvae.runtime.mcmc import McmcOptions
+        from curvae.runtime.fitting.mcmc import McmcOptions
 
         n_samples = McmcOptions().n_samples
     return fit_columns(n, model.latent_dim, model.n_points, uncertainty=fit_kw.get("uncertainty", True), mcmc=mcmc,
@@ -90,7 +90,7 @@ def column(res: FitResult, name: str) -> np.ndarray:
 
 def not_fitted(n: int, model: CurveModel, reason: str, fit_kw: dict[str, Any]) -> FitResult:
     """The result recorded for ``n`` rows that were skipped: NaN values, ``success`` False, ``nfev`` 0, ``n_obs`` 0."""
-    from curvae.runtime.uncertainty import ood_threshold
+    from curvae.runtime.fitting.uncertainty import ood_threshold
 
     specs = fit_columns_for(model, n, fit_kw)
     values: dict[str, Any] = {}

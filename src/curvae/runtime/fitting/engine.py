@@ -15,12 +15,12 @@ from typing import Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from curvae.runtime.observations import Observations
+from curvae.runtime.fitting.observations import Observations
 
 DecodeFn = Callable[[NDArray[np.float32]], NDArray[np.float32]]
 FitMethod = Literal["lm", "nelder-mead", "least-squares"]
 FIT_METHODS: tuple[str, ...] = get_args(FitMethod)
-#: CurveModel.fit also samples the posterior by MCMC (curvae.runtime.mcmc), after an "lm" fit.
+#: CurveModel.fit also samples the posterior by MCMC (curvae.runtime.fitting.mcmc), after an "lm" fit.
 ModelFitMethod = Literal["lm", "nelder-mead", "least-squares", "mcmc"]
 MODEL_FIT_METHODS: tuple[str, ...] = get_args(ModelFitMethod)
 FitInit = Literal["encoder", "zero"]
@@ -109,7 +109,7 @@ class FitResult:
     nfev: NDArray[np.int64]
     message: NDArray[np.str_]
     x_hat: NDArray[np.float32]
-    # Filled by CurveModel.fit(uncertainty=True); see curvae.runtime.uncertainty.
+    # Filled by CurveModel.fit(uncertainty=True); see curvae.runtime.fitting.uncertainty.
     cov: NDArray[np.float64] | None = None
     z_std: NDArray[np.float64] | None = None
     sigma: NDArray[np.float64] | None = None
@@ -219,7 +219,7 @@ def fit_with_jacobian(
 
     The LM engine already holds it (its last accepted probe, which also gives
     ``x_hat``, so neither costs a decoder call); the scipy methods pay one
-    batched probe for it. With ``obs`` (see :mod:`curvae.runtime.observations`),
+    batched probe for it. With ``obs`` (see :mod:`curvae.runtime.fitting.observations`),
     ``targets`` is ignored: each target is its observed points, and the
     residual is over those points only.
     """

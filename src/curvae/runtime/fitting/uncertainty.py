@@ -39,9 +39,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import InputError
-from curvae.runtime.fit import FitResult
-from curvae.runtime.observations import Observations
-from curvae.runtime.records import FitResidualRecord
+from curvae.runtime.bundle.records import FitResidualRecord
+from curvae.runtime.fitting.engine import FitResult
+from curvae.runtime.fitting.observations import Observations
 
 #: Relative eigenvalue below which JᵀWJ counts as singular (float32 Jacobians carry ~1e-7 relative error).
 ILL_CONDITIONED = 1e-9
@@ -49,7 +49,7 @@ ILL_CONDITIONED = 1e-9
 
 @dataclass(frozen=True)
 class Uncertainty:
-    """Per-target uncertainty of a batch of fits; see :class:`curvae.runtime.fit.FitResult` for each field."""
+    """Per-target uncertainty of a batch of fits; see :class:`curvae.runtime.fitting.engine.FitResult` for each field."""
 
     cov: NDArray[np.float64]  # (n, d, d)
     z_std: NDArray[np.float64]  # (n, d)
