@@ -4,7 +4,8 @@
 export function niceTicks(lo, hi, count = 5) {
   const raw = (hi - lo) / Math.max(count - 1, 1);
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((k) => k * mag).find((s) => s >= raw) || 10 * mag;
+  const r = raw / mag;
+  const step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag; // the round step nearest the raw one
   const ticks = [];
   for (let t = Math.ceil(lo / step) * step; t <= hi + 1e-9 * step; t += step) ticks.push(Math.abs(t) < 1e-12 * step ? 0 : t);
   const digits = Math.max(0, -Math.floor(Math.log10(step)));
