@@ -4,8 +4,8 @@
 
 Interactive use (the explorer, a control loop, a service answering one curve at a time) pays curvae's
 checks on every call. Targets: a one-row call within 1.3x of ``session.run`` on the same session, and a
-one-row decode at most 0.5x of torch eager on the same weights. Each figure is the median of 2,000 calls,
-in interleaved rounds (best round kept), side by side in one process.
+one-row decode at most 0.5x of torch eager on the same weights. Each figure is the median of 3,000 calls,
+the calls taking turns in blocks of 100, side by side in one process.
 """
 
 from __future__ import annotations
@@ -24,13 +24,17 @@ from common import save  # noqa: E402
 ROWS = (1, 8, 64)
 
 
-def _median_us(fn, n: int = 2000) -> float:
-    times = np.empty(n)
-    for i in range(n):
-        t = time.perf_counter()
-        fn()
-        times[i] = time.perf_counter() - t
-    return float(np.median(times)) * 1e6
+def _interleaved_medians_us(calls: dict, rounds: int = 30, block: int = 100) -> dict[str, float]:
+    """Median µs of each call over ``rounds`` blocks of ``block`` calls, the calls taking turns block by block:
+    host noise hits them alike, and each block runs warm, as repeated calls of one kind do."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            for _ in range(block):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+    return {name: float(np.median(v)) * 1e6 for name, v in times.items()}
 
 
 def main(run: str | None = None, bundle: str | None = None) -> dict:
@@ -68,10 +72,9 @@ def main(run: str | None = None, bundle: str | None = None) -> dict:
         with torch.no_grad():
             calls["decode_torch"] = lambda: tdec(zt)
             calls["encode_torch"] = lambda: tenc(xt, et)
-            best = {k: float("inf") for k in calls}
-            for _ in range(3):
-                for k, fn in calls.items():
-                    best[k] = min(best[k], _median_us(fn))
+            for fn in calls.values():  # warm-up
+                fn()
+            best = _interleaved_medians_us(calls)
         out[rows] = {**{f"{k}_us": v for k, v in best.items()},
                      "decode_vs_session": best["decode"] / best["decode_session"],
                      "encode_vs_session": best["encode"] / best["encode_session"],

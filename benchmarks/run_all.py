@@ -20,6 +20,7 @@ import bench_fit  # noqa: E402
 import bench_memory  # noqa: E402
 import bench_runtime  # noqa: E402
 import bench_scale  # noqa: E402
+import bench_small_calls  # noqa: E402
 import bench_train  # noqa: E402
 import write_docs  # noqa: E402
 from common import RESULTS, save, table  # noqa: E402
@@ -33,6 +34,7 @@ def main(example_epochs: int, scale_rows: int) -> str:
     bench_train.main(example_epochs=example_epochs, n_targets=2000)
     bench_fit.main(n_targets=10_000, n_nm=200)
     bench_runtime.main()
+    bench_small_calls.main(str(bench_memory.WORK / "run"), str(bench_memory.WORK / "model"))
     bench_memory.main(bench_memory.WORK / "model")
     bench_scale.main(rows=scale_rows, rounds=2, sizes=[10_000, 100_000, 1_000_000])
     families = bench_families.main()  # docs/families.md

@@ -20,9 +20,9 @@ from onnx import TensorProto, helper, numpy_helper
 from curvae.core.errors import ExportError
 from curvae.export.config import INT8_SCHEMES
 from curvae.runtime.bundle.versions import min_ir_version
+from curvae.runtime.engine.runner import CHUNK_ROWS
 from curvae.runtime.engine.session import make_session
 from curvae.runtime.fitting.engine import FitOptions, FitResult, fit_latent
-from curvae.runtime.engine.runner import CHUNK_ROWS
 
 
 def to_fp16(data: bytes) -> bytes:

@@ -6,12 +6,15 @@ checks are ours to make.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from curvae.core.errors import BadRowsError, InputError
 
 _F32_MAX = float(np.finfo(np.float32).max)
+_F32 = np.dtype(np.float32)
 
 
 def check_int(name: str, value: object, *, minimum: int = 1, what: str = "") -> int:
@@ -19,6 +22,8 @@ def check_int(name: str, value: object, *, minimum: int = 1, what: str = "") -> 
 
     ``what`` says what the number counts, in the message.
     """
+    if type(value) is int and value >= minimum:  # the common case, in O(1)
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise InputError(f"{name}={value!r} must be {rule}" + (f" ({what})" if what else ""))
@@ -88,12 +93,18 @@ def as_matrix(
     -------
     ndarray of shape (n_rows, n_cols), dtype float32
     """
-    if (type(values) is np.ndarray and values.dtype == np.float32 and values.ndim == 2  # the fast path
+    if (type(values) is np.ndarray and values.dtype is _F32 and values.ndim == 2  # the fast path
             and values.flags.c_contiguous and 0 < values.size <= FAST_VALUES and not allow_nan):
         rows, cols = values.shape
-        if rows >= min_rows and cols >= min_cols and (n_cols is None or cols == n_cols) \
-                and float(np.abs(values).max()) <= max_abs:  # one reduction: NaN, ±inf and the bound
-            return values
+        if rows >= min_rows and cols >= min_cols and (n_cols is None or cols == n_cols):
+            if values.size <= 16:  # a code or two: Python comparisons beat numpy's call overhead; NaN fails them
+                if all(-max_abs <= v <= max_abs for v in values.ravel().tolist()):
+                    return values
+            elif max_abs >= _F32_MAX:  # finiteness only: one sum (NaN and ±inf propagate; an overflow looks closer)
+                if math.isfinite(np.add.reduce(values, axis=None)):
+                    return values
+            elif float(np.abs(values).max()) <= max_abs:  # one reduction: NaN, ±inf and the bound
+                return values
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError) as exc:

@@ -188,11 +188,8 @@ class CurveModel:
                                for name, data in zip(("encoder", "decoder"), self._graphs)}
         return self._placement
 
-    def _curves(self, curves: ArrayLike, name: str = "curves", row_offset: int = 0) -> NDArray[np.float32]:
-        return as_matrix(curves, name=name, n_cols=self.n_points, col_name="points", row_offset=row_offset)
-
-    def _codes(self, z: ArrayLike, name: str = "z", row_offset: int = 0) -> NDArray[np.float32]:
-        return as_matrix(z, name=name, n_cols=self.latent_dim, col_name="latent dims", row_offset=row_offset)
+    def _curves(self, curves: ArrayLike) -> NDArray[np.float32]:
+        return as_matrix(curves, name="curves", n_cols=self.n_points, col_name="points")
 
     def posterior(self, curves: ArrayLike) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Return the encoder's posterior parameters.
@@ -234,13 +231,13 @@ class CurveModel:
         ndarray of shape (n_curves, latent_dim), float32
         """
         check_int("chunk_rows", chunk_rows)
-        x = self._curves(curves, row_offset=row_offset)
+        x = as_matrix(curves, name="curves", n_cols=self.n_points, col_name="points", row_offset=row_offset)
+        d = self.manifest.latent_dim
         if sample:
-            n = x.shape[0]
-            eps = row_normals(entropy(seed), row_offset, row_offset + n, (self.latent_dim,)).astype(np.float32)
+            eps = row_normals(entropy(seed), row_offset, row_offset + x.shape[0], (d,)).astype(np.float32)
         else:
-            eps = np.zeros((x.shape[0], self.latent_dim), np.float32)
-        z, mu, _ = self._run_encoder(x, eps, row_offset, chunk_rows)
+            eps = np.zeros((x.shape[0], d), np.float32)
+        z, mu, _ = run_encoder(self._enc, x, eps, d, row_offset, chunk_rows)
         return z if sample else mu
 
     def encode_with_noise(self, curves: ArrayLike, eps: ArrayLike) -> tuple[NDArray[np.float32], ...]:
@@ -256,7 +253,7 @@ class CurveModel:
         z, mu, logvar : ndarray of shape (n_curves, latent_dim), float32
         """
         x = self._curves(curves)
-        e = self._codes(eps, name="eps")
+        e = as_matrix(eps, name="eps", n_cols=self.latent_dim, col_name="latent dims")
         if e.shape[0] != x.shape[0]:
             raise InputError(f"eps has {e.shape[0]} rows but curves has {x.shape[0]}; pass one eps row per curve")
         return self._run_encoder(x, e)
@@ -286,6 +283,8 @@ class CurveModel:
         codes = as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims", max_abs=MAX_ABS_Z,
                           row_offset=row_offset,
                           bound_hint="latent codes live on the N(0, I) prior's scale: pass codes from encode/fit/sample")
+        if out is None and codes.shape[0] <= chunk_rows:  # one call: straight to the session
+            return self._dec.run(None, {"z": codes})[0]
         if out is not None:
             check_out(out, (codes.shape[0], self.n_points), codes)
         return self._run_decoder(codes, out, chunk_rows)
@@ -387,9 +386,8 @@ class CurveModel:
                        ood_quantile=ood_quantile, grid=grid, clip_range=clip_range, observations=observations,
                        row_offset=row_offset, chunk_rows=chunk_rows)
 
-    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32], row_offset: int = 0,
-                     chunk: int = CHUNK_ROWS):
-        return run_encoder(self._enc, x, eps, self.latent_dim, row_offset, chunk)
+    def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
+        return run_encoder(self._enc, x, eps, self.latent_dim)
 
     def _run_decoder(self, z: NDArray[np.float32], out: NDArray[np.float32] | None = None,
                      chunk: int = CHUNK_ROWS) -> NDArray[np.float32]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -27,7 +29,10 @@ def run_encoder(enc, x: NDArray[np.float32], eps: NDArray[np.float32], latent_di
             parts = enc.run(None, {"x": x[i:i + chunk], "eps": eps[i:i + chunk]})
             for dst, part in zip(outs, parts):
                 dst[i:i + chunk] = part
-    if np.isfinite(float(outs[0].sum()) + float(outs[2].sum())):  # one fused test; an overflow looks closer
+    if outs[0].size <= 16:  # a row or two: Python's checks beat numpy's call overhead
+        if all(map(math.isfinite, outs[0].ravel().tolist() + outs[2].ravel().tolist())):
+            return outs
+    elif np.isfinite(float(outs[0].sum()) + float(outs[2].sum())):  # one fused test; an overflow looks closer
         return outs
     bad = ~np.isfinite(outs[0]).all(axis=1) | ~np.isfinite(outs[2]).all(axis=1)  # (n,): cheap, n × latent
     if bad.any():
