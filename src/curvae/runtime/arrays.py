@@ -100,8 +100,8 @@ def as_matrix(
             if values.size <= 16:  # a code or two: Python comparisons beat numpy's call overhead; NaN fails them
                 if all(-max_abs <= v <= max_abs for v in values.ravel().tolist()):
                     return values
-            elif max_abs >= _F32_MAX:  # finiteness only: one sum (NaN and ±inf propagate; an overflow looks closer)
-                if math.isfinite(np.add.reduce(values, axis=None)):
+            elif max_abs >= _F32_MAX:  # finiteness only: one float64 sum (NaN and ±inf propagate, nothing overflows)
+                if math.isfinite(np.add.reduce(values, axis=None, dtype=np.float64)):
                     return values
             elif float(np.abs(values).max()) <= max_abs:  # one reduction: NaN, ±inf and the bound
                 return values

@@ -32,7 +32,8 @@ def run_encoder(enc, x: NDArray[np.float32], eps: NDArray[np.float32], latent_di
     if outs[0].size <= 16:  # a row or two: Python's checks beat numpy's call overhead
         if all(map(math.isfinite, outs[0].ravel().tolist() + outs[2].ravel().tolist())):
             return outs
-    elif np.isfinite(float(outs[0].sum()) + float(outs[2].sum())):  # one fused test; an overflow looks closer
+    elif math.isfinite(np.add.reduce(outs[0], axis=None, dtype=np.float64)
+                       + np.add.reduce(outs[2], axis=None, dtype=np.float64)):  # NaN and ±inf propagate
         return outs
     bad = ~np.isfinite(outs[0]).all(axis=1) | ~np.isfinite(outs[2]).all(axis=1)  # (n,): cheap, n × latent
     if bad.any():
