@@ -211,9 +211,9 @@ class RunConfig(_Config):
         """Read a config; a run written before the step budget (no ``steps``/``loss``/``linear_path`` keys) is
         read as the seed recipe it was trained with."""
         model, train = dict(d.get("model", {})), dict(d.get("train", {}))
-        if "linear_path" not in model:
+        if "linear_path" not in model and "activation" in model:  # a whole model config from before
             model = {**{k: v for k, v in SEED_MODEL.items() if k != "activation"}, "activation": "relu", **model}
-        if "loss" not in train:
+        if "loss" not in train and "adam_beta2" in train:  # a whole train config from before
             train = {**{k: v for k, v in SEED_TRAIN.items() if k != "epochs"}, "epochs": 100, **train}
         return cls(data=DataConfig.from_dict(d.get("data", {})), model=ModelConfig.from_dict(model),
                    train=TrainConfig.from_dict(train))
