@@ -109,7 +109,7 @@ def laplace(
     n, d, p = jac.shape
     j_band = jac  # (n, d, P) float32: the band is on the model grid; products below accumulate in float32
     if obs is None:
-        j, resid, dof = jac, targets.astype(np.float64) - x_hat, np.full(n, p - d)
+        j, resid, dof = jac, targets - x_hat, np.full(n, p - d)  # float32: close values subtract exactly
     else:
         if sigma is not None and not np.all(sigma == sigma[0]):
             raise InputError("a per-point sigma applies to targets on the model grid; give one sigma for targets "
@@ -120,7 +120,7 @@ def laplace(
         sigma = None if sigma is None else np.full(j.shape[2], sigma[0])
         if emulator_var is not None:  # onto each target's observed points, like everything else
             emu_obs = obs.apply(np.broadcast_to(emulator_var, (n, p)))  # (n, m)
-    rss = np.einsum("np,np->n", resid, resid)
+    rss = np.einsum("np,np->n", resid, resid, dtype=np.float64)
     if sigma is None:
         s2 = rss / np.maximum(dof, 1)  # (n,): one noise level per target
         sig = np.sqrt(s2)
@@ -146,14 +146,20 @@ def laplace(
     band_var = np.einsum("ndp,nde,nep->np", j_band, cov.astype(np.float32), j_band)  # (n, P) float32
     cov[ill] = np.inf
     z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
-    half_z = (2.0 * np.sqrt(np.clip(band_var, 0, None))).astype(np.float32)
-    half_z[ill] = np.inf
-    half = half_z
+    np.maximum(band_var, 0, out=band_var)
+    half = None
     if emulator_var is not None:
-        half = (2.0 * np.sqrt(np.clip(band_var, 0, None) + emulator_var.astype(np.float32))).astype(np.float32)
+        half = band_var + emulator_var.astype(np.float32)
+        np.sqrt(half, out=half)
+        half *= 2
         half[ill] = np.inf
-    return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=x_hat - half, band_hi=x_hat + half,
-                       ill_conditioned=ill, band_z_lo=x_hat - half_z, band_z_hi=x_hat + half_z)
+    half_z = np.sqrt(band_var, out=band_var)
+    half_z *= 2
+    half_z[ill] = np.inf
+    lo_z, hi_z = x_hat - half_z, x_hat + half_z
+    lo, hi = (lo_z, hi_z) if half is None else (x_hat - half, x_hat + half)
+    return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=lo, band_hi=hi,
+                       ill_conditioned=ill, band_z_lo=lo_z, band_z_hi=hi_z)
 
 
 def ood_threshold(record: FitResidualRecord | None, quantile: float) -> float | None:
