@@ -49,6 +49,7 @@ def test_on_a_bending_family_the_model_beats_pca_of_its_size(tmp_path):
     export_run(tmp_path / "run", tmp_path / "model")
     b = CurveModel.load(tmp_path / "model").manifest.baseline
     assert summary["selected"] == "model"
+    assert all(abs(m) < 0.05 for m in summary["latent_mean"]) and all(abs(s - 1) < 0.05 for s in summary["latent_std"])
     assert b.model_residual_median < 0.5 * b.pca_residual_median[2], b
     assert b.components_to_match is not None and b.components_to_match >= 4
     assert "worth" in b.summary() and not b.linear_is_enough

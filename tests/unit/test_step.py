@@ -68,3 +68,17 @@ def test_flattening_keeps_values_and_shares_storage_with_the_model():
         flat.mul_(0.0)
     assert all(float(p.detach().abs().sum()) == 0.0 for p in vae.parameters())
     np.testing.assert_array_equal(vae.x_std.numpy(), before["x_std"].numpy())  # buffers are not parameters
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_standardising_the_latent_keeps_the_curves_and_centres_the_codes(linear):
+    vae, curves = _model("relu", 2, 3, linear_path=linear, scaling="global")
+    with torch.no_grad():
+        mu, logvar = vae.posterior(curves)
+        before = vae.decode(mu)
+        vae.standardise_latent(mu.mean(0), mu.std(0))
+        mu2, logvar2 = vae.posterior(curves)
+        torch.testing.assert_close(vae.decode(mu2), before, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(mu2.mean(0), torch.zeros(3), rtol=0, atol=1e-4)
+        torch.testing.assert_close(mu2.std(0), torch.ones(3), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(logvar2, logvar - 2 * torch.log(mu.std(0)), rtol=1e-4, atol=1e-4)

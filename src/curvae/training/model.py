@@ -99,6 +99,30 @@ class VAE(nn.Module):
         total = float(sv.pow(2).sum())
         return {"explained": float(sv[:k].pow(2).sum()) / total if total else 1.0}
 
+    @torch.no_grad()
+    def standardise_latent(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Re-express the same model in a latent whose codes have ``mean`` 0 and ``std`` 1 per dimension.
+
+        ``z_new = (z − mean) / std``: the μ rows of the encoder's last layers are
+        shifted and scaled, log σ² shifts by ``−2·log std``, and the decoder's
+        first layers (MLP and affine path) take ``mean + std·z_new``. The curves
+        the model encodes and decodes are unchanged (to float rounding); codes of
+        the training curves then match the N(0, I) prior in their first two moments.
+        """
+        d = self.cfg.latent_dim
+        m, s = mean.to(self.x_mean.dtype), std.to(self.x_mean.dtype).clamp_min(1e-12)
+        last = self.encoder[-1]
+        heads = [last] + ([self.encoder_linear] if self.linear_path else [])
+        for layer in heads:
+            layer.weight[:d] /= s[:, None]
+            layer.bias[:d] /= s
+        last.bias[:d] -= m / s
+        last.bias[d:] -= 2.0 * torch.log(s)
+        firsts = [self.decoder[0]] + ([self.decoder_linear] if self.linear_path else [])
+        for layer in firsts:
+            layer.bias += layer.weight @ m
+            layer.weight *= s[None, :]
+
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, P) raw curves → μ, log σ², each (B, D)."""
         xs = (x - self.x_mean) / self.x_std
