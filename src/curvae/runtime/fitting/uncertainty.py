@@ -109,7 +109,7 @@ def laplace(
     n, d, p = jac.shape
     j_band = jac  # (n, d, P) float32: the band is on the model grid; products below accumulate in float32
     if obs is None:
-        j, resid, dof = jac, targets - x_hat, np.full(n, p - d)  # float32: close values subtract exactly
+        j, resid, dof = jac, targets.astype(np.float64) - x_hat, np.full(n, p - d)
     else:
         if sigma is not None and not np.all(sigma == sigma[0]):
             raise InputError("a per-point sigma applies to targets on the model grid; give one sigma for targets "
@@ -120,7 +120,7 @@ def laplace(
         sigma = None if sigma is None else np.full(j.shape[2], sigma[0])
         if emulator_var is not None:  # onto each target's observed points, like everything else
             emu_obs = obs.apply(np.broadcast_to(emulator_var, (n, p)))  # (n, m)
-    rss = np.einsum("np,np->n", resid, resid, dtype=np.float64)
+    rss = np.einsum("np,np->n", resid, resid)  # per row, in the same order however the rows are chunked
     if sigma is None:
         s2 = rss / np.maximum(dof, 1)  # (n,): one noise level per target
         sig = np.sqrt(s2)
