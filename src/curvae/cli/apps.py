@@ -9,7 +9,7 @@ from curvae.cli.common import (
     force_option,
     main,
 )
-from curvae.training.config import (  # noqa: I001
+from curvae.training.config import (
     TrainConfig,
 )
 

@@ -15,7 +15,7 @@ from curvae.export.config import (  # the defaults and choices below: torch-free
     ExportConfig,
 )
 from curvae.families import FAMILIES
-from curvae.training.config import (  # noqa: I001
+from curvae.training.config import (
     ACTIVATIONS,
     DEFAULT_STEPS,
     DEVICES,
