@@ -103,6 +103,7 @@ def export_bundle(
     if residuals is not None and baseline_train is not None:
         baseline = pca_baseline(baseline_train, fit_targets, residuals, latent_dim=latent_dim, seed=config.seed)
     keep = config.held_out if family.get("name") == "custom" and fit_targets is not None else 0
+    keep = min(keep, HELD_OUT_MAX_VALUES // n_points)  # the manifest stays far below the readers' JSON cap
     held_out = HeldOutRecord.of(np.asarray(fit_targets)[:keep]) if keep else None
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
@@ -157,6 +158,8 @@ def _parity_gate(ref_enc, ref_dec, enc_bytes: bytes, dec_bytes: bytes, *, latent
     return rows, parity
 
 
+#: Most held-out curve values a manifest keeps (about 3 MB of JSON, well under the readers' 8 MiB cap).
+HELD_OUT_MAX_VALUES = 250_000
 #: PCA sizes the baseline scores (besides the model's own latent size).
 BASELINE_SIZES = (1, 2, 3, 4, 6, 8, 12, 16)
 
