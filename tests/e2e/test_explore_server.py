@@ -155,3 +155,15 @@ def test_listening_beyond_loopback_needs_named_hosts(served, bundle_copy, web):
     assert request(port, "/", host=f"127.0.0.1:{port}")[0] == 200
     assert request(port, "/", host=f"evil.example:{port}")[0] == 403
     assert request(port, "/", host=f"0.0.0.0:{port}")[0] == 403
+
+
+def test_the_wheel_ships_exactly_the_files_the_server_allows():
+    """setup.py cannot import curvae at build time, so it keeps its own copy of the lists: they must agree."""
+    import ast
+
+    from curvae.apps.explore import PAGE_SUFFIXES
+
+    consts = {t.id: ast.literal_eval(node.value) for node in ast.parse((ROOT / "setup.py").read_text()).body
+              if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)
+              and t.id in ("ORT_FILES", "PAGE_SUFFIXES")}
+    assert consts == {"ORT_FILES": ORT_FILES, "PAGE_SUFFIXES": PAGE_SUFFIXES}

@@ -31,7 +31,12 @@ from pathlib import Path
 
 from curvae.core.errors import BundleError, CurvaeError, InputError
 from curvae.core.safeio import MAX_JSON_BYTES, read_bounded
-from curvae.runtime.bundle.format import MANIFEST_FILE, graph_byte_cap, read_manifest
+from curvae.runtime.bundle.format import (
+    MANIFEST_FILE,
+    Manifest,
+    graph_byte_cap,
+    read_manifest,
+)
 
 #: Where the explorer's files live in a curvae checkout (``--web`` points elsewhere).
 CHECKOUT_WEB = Path(__file__).resolve().parents[3] / "examples" / "web"
@@ -98,9 +103,8 @@ def find_web(web: str | os.PathLike[str] | None = None) -> WebFiles:
     return files
 
 
-def routes(bundle: str | os.PathLike[str], web: WebFiles) -> dict[str, tuple[Path, int]]:
+def routes(bundle: str | os.PathLike[str], manifest: Manifest, web: WebFiles) -> dict[str, tuple[Path, int]]:
     """URL path → (file, byte cap): the complete allow-list. Bundle files are re-read per request."""
-    manifest = read_manifest(bundle)  # a folder that is no bundle fails here, in one line, before anything is served
     out: dict[str, tuple[Path, int]] = {}
     for p in sorted(web.page.iterdir()):
         if p.suffix in PAGE_SUFFIXES and p.is_file():
@@ -220,9 +224,9 @@ def allowed_hosts(host: str, allow: tuple[str, ...] = ()) -> frozenset[str]:
 def make_server(bundle: str | os.PathLike[str], *, web: str | os.PathLike[str] | None = None,
                 host: str = "127.0.0.1", port: int = 8765, allow_hosts: tuple[str, ...] = ()) -> ThreadingHTTPServer:
     """A server for the explorer and ``bundle``; ``port=0`` picks a free one (``server.server_address``)."""
-    read_manifest(bundle)  # the bundle's own error first: it is what the user named
+    manifest = read_manifest(bundle)  # the bundle's own error first, in one line: it is what the user named
     hosts = allowed_hosts(host, allow_hosts)
-    rules = ServerRules(files=routes(bundle, find_web(web)), roots={"/bundle/": Path(bundle)}, hosts=hosts)
+    rules = ServerRules(files=routes(bundle, manifest, find_web(web)), roots={"/bundle/": Path(bundle)}, hosts=hosts)
     handler = functools.partial(_Handler, rules=rules)
     try:
         return ThreadingHTTPServer((host, port), handler)

@@ -44,10 +44,10 @@ class PCA:
         """Median held-out residual for each basis size in ``sizes`` (those the fit has components for)."""
         return {int(d): float(np.median(self.residuals(curves, d))) for d in sizes if d <= len(self.components)}
 
-    def components_to_match(self, curves: NDArray, target_median: float) -> int | None:
-        """The fewest components whose median residual on ``curves`` is at most ``target_median`` (None: more than
-        the fit holds)."""
+    def components_to_match(self, curves: NDArray, target: float, *, measure=np.median) -> int | None:
+        """The fewest components whose ``measure`` of the residuals on ``curves`` (their median by default) is at
+        most ``target`` (None: more than the fit holds)."""
         for d in range(0, len(self.components) + 1):
-            if float(np.median(self.residuals(curves, d))) <= target_median:
+            if float(measure(self.residuals(curves, d))) <= target:
                 return d
         return None

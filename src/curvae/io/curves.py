@@ -50,10 +50,20 @@ def _looks_like_grid(raw: np.ndarray) -> bool:
     rest = raw[1:1001]
     if np.mean([_is_increasing(r) for r in rest]) < 0.5:
         return True
-    median = np.nanmedian(rest, axis=0)
-    dist = np.sqrt(np.nanmean((rest - median) ** 2, axis=1))
-    scale = max(float(np.median(dist)), 1e-12)
-    return float(np.sqrt(np.mean((raw[0] - median) ** 2))) > 20 * scale
+    return float(robust_distance(rest, of=raw[:1])[0]) > 20
+
+
+def robust_distance(rows: NDArray, of: NDArray | None = None) -> NDArray[np.float64]:
+    """How far each curve of ``of`` (default: ``rows`` themselves) lies from ``rows``, in robust units, shape (n,).
+
+    The RMS distance from the pointwise median of ``rows``, over the median such distance of ``rows`` (NaN
+    points, a target's unobserved ones, are left out).
+    """
+    r = np.asarray(rows, np.float64)
+    median = np.nanmedian(r, axis=0)
+    scale = max(float(np.median(np.sqrt(np.nanmean((r - median) ** 2, axis=1)))), 1e-12)
+    o = r if of is None else np.asarray(of, np.float64)
+    return np.sqrt(np.nanmean((o - median) ** 2, axis=1)) / scale
 
 
 def load_curves(

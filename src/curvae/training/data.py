@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.families import get_family
-from curvae.io.curves import load_curves
+from curvae.io.curves import load_curves, robust_distance
 from curvae.training.config import DataConfig
 
 
@@ -44,14 +44,6 @@ class Dataset:
         score = robust_distance(curves)
         worst = np.argsort(-score)[:limit]
         return [(int(self.rows[i]), float(score[i])) for i in worst if score[i] > 25]
-
-
-def robust_distance(curves: NDArray) -> NDArray[np.float64]:
-    """Each curve's RMS distance from the pointwise median curve, in units of the median such distance (n,)."""
-    c = np.asarray(curves, np.float64)
-    median = np.median(c, axis=0)
-    dist = np.sqrt(np.mean((c - median) ** 2, axis=1))
-    return dist / max(float(np.median(dist)), 1e-12)
 
 
 def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:

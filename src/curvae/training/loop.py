@@ -242,16 +242,15 @@ class _Trainer:
         """PCA of the training curves at the same latent size, scored on the held-out curves like the model
         (RMSE per point of the best linear fit), and how many components match the model."""
         basis = PCA.fit(self.data.train, seed=self.cfg.train.seed)
-        d = self.cfg.model.latent_dim
-        val = self.data.val
-        rmse = float(np.sqrt(np.mean(basis.residuals(val, d) ** 2) / val.shape[1]))
+        d, val = self.cfg.model.latent_dim, self.data.val
+
+        def rmse(residuals: np.ndarray) -> float:  # RMS error per point over the held-out curves
+            return float(np.sqrt(np.mean(residuals ** 2) / val.shape[1]))
+
         match = None
         if val_rmse is not None and math.isfinite(val_rmse):
-            for k in range(len(basis.components) + 1):
-                if np.sqrt(np.mean(basis.residuals(val, k) ** 2) / val.shape[1]) <= val_rmse:
-                    match = k
-                    break
-        return {"latent_dim": d, "val_rmse": rmse, "components_to_match": match}
+            match = basis.components_to_match(val, val_rmse, measure=rmse)
+        return {"latent_dim": d, "val_rmse": rmse(basis.residuals(val, d)), "components_to_match": match}
 
     def write(self, out: str | os.PathLike[str], status: str, seconds: float, *, force: bool) -> dict[str, Any]:
         """Write the run folder atomically: config, weights, resume checkpoint, history, summary."""
