@@ -46,6 +46,10 @@ def info(model, providers, strict, variant, as_json) -> None:
     for key, val in d.items():
         if key == "baseline" and val:
             val = val["verdict"]
+        if key == "params" and val:
+            val = "; ".join(f"{n} in [{v['range'][0]:.4g}, {v['range'][1]:.4g}] (held-out relative error median "
+                            f"{v['held_out_rel_error_median']:.2%}, p90 {v['held_out_rel_error_p90']:.2%})"
+                            for n, v in val.items())
         click.echo(f"{key:>20}: {json.dumps(val) if isinstance(val, (dict, list)) else val}")
 
 

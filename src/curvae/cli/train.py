@@ -162,16 +162,19 @@ def _print_run(out: str, s: dict) -> None:
               show_default=True, help="u8u8: exact sums on every CPU; u8s7: 7-bit weights, faster with VNNI.")
 @click.option("--held-out", default=ExportConfig.held_out, show_default=True, type=int,
               help="Held-out curves of your data kept (hashed) in the manifest for reports; 0 for private data.")
+@click.option("--no-params", is_flag=True,
+              help="Leave out the parameter head (params.onnx: z -> the curve's parameters, when they are known).")
 @force_option
 def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, int8_scheme, held_out,
-           force) -> None:
-    """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json)."""
+           no_params, force) -> None:
+    """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json, and params.onnx when the
+    curves' parameters are known)."""
     from curvae.training.export_run import export_run
 
     variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
                 **({"int8": int8_budget} if quantize == "int8" else {})}
     res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol, int8_scheme=int8_scheme,
-                                          held_out=held_out), force=force,
+                                          held_out=held_out, params=not no_params), force=force,
                      variants=variants or None)
     p = res.manifest.parity
     click.echo(f"bundle {out}: parity passed on batches {list(p.batches)} ({', '.join(p.providers)}): "
@@ -179,6 +182,11 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
                f"float32 noise {p.float32_noise:.1e})")
     if res.manifest.baseline is not None:
         click.echo(f"baseline: {res.manifest.baseline.summary()}")
+    if res.manifest.params is not None:
+        h = res.manifest.params
+        click.echo("parameters (params.onnx): " + "; ".join(
+            f"{n} held-out relative error median {m:.2%}, p90 {q:.2%}"
+            for n, m, q in zip(h.names, h.rel_error_median, h.rel_error_p90)))
     for name, v in res.manifest.variants.items():
         click.echo(f"variant {name}: max |{name} - fp32| {v.max_abs['x_hat']:.3g} (budget {v.budget:g}), "
                    f"decode {v.decode_rows_per_s / 1e6:.2f}M rows/s vs fp32 {v.fp32_decode_rows_per_s / 1e6:.2f}M, "

@@ -18,6 +18,7 @@ from curvae.core.errors import ExportError
 from curvae.core.pca import PCA
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
+from curvae.export.param_head import ParamData, build_head
 from curvae.export.parity import ParityRow, run_parity, summarise
 from curvae.export.variants import build_variant, default_fit
 from curvae.runtime.bundle.format import (
@@ -74,6 +75,7 @@ def export_bundle(
     variants: dict[str, float] | None = None,
     fit_targets: np.ndarray | None = None,
     baseline_train: np.ndarray | None = None,
+    params: ParamData | None = None,
 ) -> ExportResult:
     """Export ``encoder`` ``(x, eps) → (z, mu, logvar)`` and ``decoder`` ``z → x_hat`` as a bundle.
 
@@ -89,7 +91,10 @@ def export_bundle(
     residuals of the default fit on ``fit_targets`` (held-out curves) are
     recorded for the out-of-family flag. With ``baseline_train`` (the
     training curves, (n, n_points)), PCA fitted on them is scored on the same
-    held-out curves and recorded beside the model (``baseline``).
+    held-out curves and recorded beside the model (``baseline``). With
+    ``params`` (the parameters of ``baseline_train`` and ``fit_targets``) and
+    ``config.params``, the parameter head ``params.onnx`` is fitted, exported
+    and parity-checked (:mod:`curvae.export.param_head`).
     """
     check_can_write(out, force=force)
     enc_bytes, dec_bytes, ir_version = _graphs(encoder, decoder, n_points=n_points, latent_dim=latent_dim,
@@ -105,6 +110,12 @@ def export_bundle(
     keep = config.held_out if family.get("name") == "custom" and fit_targets is not None else 0
     keep = min(keep, HELD_OUT_MAX_VALUES // n_points)  # the manifest stays far below the readers' JSON cap
     held_out = HeldOutRecord.of(np.asarray(fit_targets)[:keep]) if keep else None
+    head = None
+    if config.params and params is not None and fit_targets is not None and baseline_train is not None:
+        head = build_head(enc_bytes, dec_bytes, baseline_train, fit_targets, params, opset=config.opset,
+                          meta={"curvae.run_id": run_id, "curvae.latent_dim": str(latent_dim),
+                                "curvae.family": str(family.get("name"))},
+                          atol=config.atol, rtol=config.rtol, seed=config.seed, held_out_rows=keep)
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
         grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,
@@ -119,7 +130,10 @@ def export_bundle(
         min_onnxruntime=min_onnxruntime(config.opset, ir_version),
         baseline=baseline,
         held_out=held_out,
+        params=None if head is None else head[1],
     )
+    if head is not None:
+        files[head[1].graph.file] = head[0]
     with atomic_dir(out, force=force) as tmp:
         for fname, data in {ENCODER_FILE: enc_bytes, DECODER_FILE: dec_bytes, **files}.items():
             write_bytes(tmp / fname, data)

@@ -46,6 +46,8 @@ class ExportConfig:
     int8_scheme: str = "u8u8-per-channel"
     #: Held-out curves of user data kept in the manifest (hashed) for reports and checks; 0 keeps none.
     held_out: int = 200
+    #: Fit and ship the parameter head (``params.onnx``) when the curves' parameters are known.
+    params: bool = True
 
     def __post_init__(self) -> None:
         if not MIN_OPSET <= self.opset <= MAX_OPSET:

@@ -44,11 +44,13 @@ class Skipped:
 
 
 def fit_columns(n: int, latent_dim: int, n_points: int, *, uncertainty: bool = True, mcmc: bool = False,
-                n_samples: int = 0) -> dict[str, tuple[tuple[int, ...], str]]:
+                n_samples: int = 0, n_params: int = 0) -> dict[str, tuple[tuple[int, ...], str]]:
     """Name → (shape, dtype) of every per-target array a fit writes, for ``n`` targets.
 
     ``ood_threshold`` holds one value for the whole set (NaN when the bundle
     records no held-out residuals); ``ood`` is int8: 1 flagged, 0 not, -1 unavailable.
+    With ``n_params`` (a bundle with a parameter head), ``theta`` and, with
+    uncertainty, ``theta_std``, ``theta_lo``, ``theta_hi`` (n, k) and ``theta_cov`` (n, k, k).
     """
     d, p = latent_dim, n_points
     specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "rms": ((n,), "float64"),
@@ -62,7 +64,19 @@ def fit_columns(n: int, latent_dim: int, n_points: int, *, uncertainty: bool = T
                       "band_z_hi": ((n, p), "float32")})
     if mcmc:
         specs["samples"] = ((n, n_samples, d), "float32")
+    if n_params:
+        k = n_params
+        specs["theta"] = ((n, k), "float64")
+        if uncertainty or mcmc:
+            specs.update({"theta_std": ((n, k), "float64"), "theta_lo": ((n, k), "float64"),
+                          "theta_hi": ((n, k), "float64"), "theta_cov": ((n, k, k), "float64")})
     return specs
+
+
+def param_names_for(model: CurveModel, fit_kw: dict[str, Any]) -> tuple[str, ...]:
+    """The names of the parameters a fit with ``fit_kw`` writes (``params=False`` or no head: none)."""
+    head = model.manifest.params
+    return () if head is None or not fit_kw.get("params", True) else head.names
 
 
 def fit_columns_for(model: CurveModel, n: int, fit_kw: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str]]:
@@ -74,7 +88,7 @@ def fit_columns_for(model: CurveModel, n: int, fit_kw: dict[str, Any]) -> dict[s
 
         n_samples = McmcOptions().n_samples
     return fit_columns(n, model.latent_dim, model.n_points, uncertainty=fit_kw.get("uncertainty", True), mcmc=mcmc,
-                       n_samples=n_samples)
+                       n_samples=n_samples, n_params=len(param_names_for(model, fit_kw)))
 
 
 def column(res: FitResult, name: str) -> np.ndarray:
@@ -262,10 +276,13 @@ class FitTally:
                 "mean_nfev": self.nfev / self.n if self.n else 0.0, "n_ood": self.n_ood,
                 "n_skipped": sum(len(k) for k in self.skipped), "skipped_first": first}
 
-    def finish(self, sink, specs: dict, skip_bad_rows: bool) -> None:
-        """Write the arrays of the whole set: ``ood_threshold`` and, with ``skip_bad_rows``, the skipped rows."""
+    def finish(self, sink, specs: dict, skip_bad_rows: bool, param_names: tuple[str, ...] = ()) -> None:
+        """Write the arrays of the whole set: ``ood_threshold``, ``param_names`` (the columns of ``theta``) and,
+        with ``skip_bad_rows``, the skipped rows."""
         if "ood_threshold" in specs:
             sink.write("ood_threshold", 0, self.ood_threshold)
+        if param_names:
+            sink.put("param_names", np.array(param_names, dtype="U64"))
         if skip_bad_rows:
             skipped = Skipped.join(sorted(self.skipped, key=lambda k: int(k.rows[0])))
             sink.put("skipped_rows", skipped.rows)

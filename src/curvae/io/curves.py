@@ -32,6 +32,9 @@ class CurveFile:
     grid: NDArray[np.float64] | None
     header: tuple[str, ...] | None = None  # a CSV's non-numeric first row, taken as column names
     grid_from_first_row: bool = False  # the grid was the file's first row (said so to the user)
+    #: An ``.npz``'s ``params`` (n_curves, k), float64, and their ``param_names``: the parameters of each curve.
+    params: NDArray[np.float64] | None = None
+    param_names: tuple[str, ...] | None = None
 
 
 #: How a file's first row is read: guessed, a grid of x values, column names, or a curve like the others.
@@ -125,13 +128,13 @@ def load_curves(
     try:
         if p.stat().st_size == 0:
             raise DataFileError(f"file {str(p)!r} is empty; it must hold at least {min_rows} row(s) of {what}")
-        mode, grid, names = header, None, None
+        mode, grid, names, params = header, None, None, None
         if suffix == ".npy":
             raw = _load_npy(p)
             if raw.ndim == 1:  # one curve
                 raw = raw[None, :]
         elif suffix == ".npz":
-            raw, grid = _load_npz(p, key, max_npz_bytes)
+            raw, grid, params = _load_npz(p, key, max_npz_bytes)
         else:
             names, raw = read_csv(p)
             if mode == "names" and names is None and len(raw):
@@ -164,7 +167,53 @@ def load_curves(
                 f"grid in {p.name} has shape {grid.shape}; it must be finite with shape ({curves.shape[1]},), "
                 "one x value per curve point"
             )
-    return CurveFile(curves=curves, grid=grid, header=names, grid_from_first_row=from_row)
+    theta, theta_names = (None, None) if params is None else check_params(p.name, *params, n_curves=len(curves))
+    return CurveFile(curves=curves, grid=grid, header=names, grid_from_first_row=from_row, params=theta,
+                     param_names=theta_names)
+
+
+#: Most parameters per curve a data file may carry, and the longest parameter name.
+MAX_PARAMS, MAX_PARAM_NAME = 64, 64
+
+
+def check_params(file: str, params: np.ndarray | None, names: np.ndarray | None, *,
+                 n_curves: int) -> tuple[NDArray[np.float64], tuple[str, ...]]:
+    """Validate an ``.npz``'s ``params`` (n_curves, k) and ``param_names`` (k,); names default to theta0, theta1…"""
+    if params is None:
+        raise DataFileError(f"{file} has param_names but no params array; save params of shape (n_curves, k) "
+                            "beside them, or drop param_names")
+    arr = np.asarray(params)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or arr.dtype.kind == "c":
+        raise DataFileError(f"params in {file} have shape {arr.shape} and dtype {arr.dtype}; they must be a real "
+                            "(n_curves, k) array, one row of parameters per curve")
+    if arr.shape[0] != n_curves:
+        raise DataFileError(f"params in {file} have {arr.shape[0]} rows but the file has {n_curves} curves; save "
+                            "one row of parameters per curve (a grid row is not a curve)")
+    if not 1 <= arr.shape[1] <= MAX_PARAMS:
+        raise DataFileError(f"params in {file} have {arr.shape[1]} columns; give 1..{MAX_PARAMS} parameters per curve")
+    arr = arr.astype(np.float64)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad)[0])
+        raise DataFileError(f"params in {file} row {r}, column {c} is {arr[r, c]}; every parameter must be finite: "
+                            "drop that curve or fix its parameters")
+    k = arr.shape[1]
+    if names is None:
+        return arr, tuple(f"theta{i}" for i in range(k))
+    n = np.asarray(names)
+    if n.ndim != 1 or n.dtype.kind not in "US" or len(n) != k:
+        raise DataFileError(f"param_names in {file} have shape {n.shape} and dtype {n.dtype}; they must be {k} "
+                            "strings, one per params column")
+    out = tuple(str(v.decode() if isinstance(v, bytes) else v) for v in n)
+    for v in out:
+        if not v or len(v) > MAX_PARAM_NAME or not v.isprintable():
+            raise DataFileError(f"param_names in {file} hold {v[:80]!r}; each name must be 1..{MAX_PARAM_NAME} "
+                                "printable characters")
+    if len(set(out)) != k:
+        raise DataFileError(f"param_names in {file} repeat a name ({sorted(out)}); give each parameter its own name")
+    return arr, out
 
 
 class CurveSource:
@@ -238,7 +287,7 @@ def _load_npy(p: Path) -> np.ndarray:
         raise _numpy_error(p, exc, ".npy") from None
 
 
-def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | None, tuple | None]:
     import zipfile  # only here: keeps the runtime's import time down
 
     try:
@@ -259,9 +308,12 @@ def _load_npz(p: Path, key: str, cap: int) -> tuple[np.ndarray, np.ndarray | Non
                 )
             curves = npz[key]
             grid = npz["grid"] if "grid" in npz.files else None
+            params = None
+            if "params" in npz.files or "param_names" in npz.files:
+                params = tuple(npz[k] if k in npz.files else None for k in ("params", "param_names"))
     except ValueError as exc:
         raise _numpy_error(p, exc, ".npz") from None
-    return curves, grid
+    return curves, grid, params
 
 
 #: Delimiters a CSV may use; the first line decides which.

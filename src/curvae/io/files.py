@@ -19,6 +19,7 @@ from curvae.io.chunks import (
     encode_chunk,
     fit_chunk,
     fit_columns_for,
+    param_names_for,
     one_seed,
 )
 from curvae.io.curves import CurveSource
@@ -182,7 +183,8 @@ def fit_file(model: CurveModel, targets: PathLike, out: PathLike, *, force: bool
         return {name: column(res, name) for name in specs if name != "ood_threshold"}
 
     sink = open_sink(dest, specs, chunk_rows=chunk)
-    stream_rows(source, Finishing(sink, lambda: tally.finish(sink, specs, skip_bad_rows)), kernel, chunk=chunk,
+    names = param_names_for(model, fit_kw)
+    stream_rows(source, Finishing(sink, lambda: tally.finish(sink, specs, skip_bad_rows, names)), kernel, chunk=chunk,
                 progress=progress)
     return {**tally.summary(), **info}
 
@@ -201,6 +203,8 @@ def _fit_observations(model: CurveModel, read, dest: Path, progress: Progress | 
     try:
         for name in specs:
             sink.write(name, 0, extra[name] if name in extra else column(res, name))
+        if param_names_for(model, fit_kw):
+            sink.put("param_names", np.array(param_names_for(model, fit_kw), dtype="U64"))
         sink.commit()
     except BaseException:
         sink.discard()
@@ -252,6 +256,11 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "baseline": (None if m.baseline is None else
                      {**m.baseline.to_dict(), "verdict": m.baseline.summary(),
                       "linear_is_enough": m.baseline.linear_is_enough}),
+        "params": (None if m.params is None else
+                   {name: {"range": [lo, hi], "space": t, "held_out_rel_error_median": med, "held_out_rel_error_p90": p90}
+                    for name, lo, hi, t, med, p90 in zip(m.params.names, m.params.low, m.params.high,
+                                                         m.params.transforms, m.params.rel_error_median,
+                                                         m.params.rel_error_p90)}),
         "variant_loaded": model.variant,
         "available_providers": available_providers(),
         "running_on": {g: p[0] for g, p in model.providers.items()},

@@ -9,21 +9,27 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from curvae.core.errors import BundleError, InputError
+from curvae.core.errors import InputError
 from curvae.core.seeding import Seed, entropy, rng, row_normals
 from curvae.runtime.arrays import as_matrix, check_int, check_out
-from curvae.runtime.bundle.format import Manifest, read_bundle, sha256_bytes, vet_graph
+from curvae.runtime.bundle.format import (
+    Manifest,
+    read_bundle,
+    read_head,
+)
 from curvae.runtime.bundle.records import Variant
 from curvae.runtime.bundle.versions import check_onnxruntime
 from curvae.runtime.engine import onnxrt
 from curvae.runtime.engine.cache import process_sessions
 from curvae.runtime.engine.placement import check_placement, node_placement
+from curvae.runtime.engine.portable import Portable
 from curvae.runtime.engine.providers import ProviderSpec, resolve_providers
 from curvae.runtime.engine.runner import CHUNK_ROWS, run_decoder, run_encoder
 from curvae.runtime.engine.session import check_sessions, make_session
 from curvae.runtime.fitting.engine import FitInit, FitOptions, FitResult, ModelFitMethod
 from curvae.runtime.fitting.observations import Observations
 from curvae.runtime.fitting.orchestrate import run_fit
+from curvae.runtime.fitting.params import ParamHead
 
 #: Largest |z| accepted by decode: the prior is N(0, I), so larger codes are input mistakes.
 MAX_ABS_Z = 1e4
@@ -34,7 +40,7 @@ FIT_CHUNK_ROWS = 4096
 
 
 
-class CurveModel:
+class CurveModel(Portable):
     """A curvae bundle opened for inference, without torch.
 
     Use :meth:`load`; both sessions are created once and reused (onnxruntime
@@ -48,49 +54,16 @@ class CurveModel:
     """
 
     def __init__(self, path: Path, manifest: Manifest, encoder, decoder, variant: str | None = None, *,
-                 graphs: tuple[bytes, bytes] | None = None, session_args: dict | None = None) -> None:
+                 graphs: tuple[bytes, bytes] | None = None, session_args: dict | None = None,
+                 head: bytes | None = None) -> None:
         self.path = path
+        self._head, self._param_head = head, None  # params.onnx's verified bytes; its session opens on first use
         self.manifest = manifest
         self.variant = variant
         self._pair = (encoder, decoder)
         self._graphs = graphs
         self._session_args = session_args or {}
         self._placement: dict[str, dict[str, list[str]]] | None = None
-
-    # A CurveModel pickles as its verified graph bytes, manifest and options, never a session: what a
-    # worker process receives is small, re-verified against the manifest's hashes, and opens its
-    # sessions on first use (once per process, shared by every model with the same graphs and options).
-    def __getstate__(self) -> dict:
-        if self._graphs is None:
-            raise InputError("this CurveModel was not opened by CurveModel.load, so it cannot be pickled")
-        return {"path": str(self.path), "manifest": self.manifest.to_dict(), "variant": self.variant,
-                "graphs": self._graphs, "session_args": self._session_args}
-
-    def __setstate__(self, state: dict) -> None:
-        manifest = Manifest.from_dict(state["manifest"])
-        enc_info, dec_info, opset, ir_version = manifest.graphs(state["variant"])
-        for info, data in zip((enc_info, dec_info), state["graphs"]):
-            if sha256_bytes(data) != info.sha256:
-                raise BundleError(f"a pickled CurveModel carries {info.file} bytes whose sha256 differs from its "
-                                  "manifest; it was altered in transit: pickle the model again from its bundle")
-            vet_graph(data, opset, ir_version, name=info.file)
-        self.__init__(Path(state["path"]), manifest, None, None, state["variant"], graphs=tuple(state["graphs"]),
-                      session_args=state["session_args"])
-
-    def __dask_tokenize__(self) -> tuple:
-        """A cheap, stable token for Dask (the graphs' hashes and options), so a model is one key in a task graph."""
-        enc, dec, _, _ = self.manifest.graphs(self.variant)
-        return ("CurveModel", enc.sha256, dec.sha256, self.variant, repr(self._session_args))
-
-    def with_threads(self, threads: int | None) -> CurveModel:
-        """This model with ``threads`` intra-op threads per session (for worker processes); sessions open lazily."""
-        if self._graphs is None:
-            raise InputError("this CurveModel was not opened by CurveModel.load, so it cannot be copied")
-        state = self.__getstate__()
-        state["session_args"] = {**state["session_args"], "threads": threads}
-        other = CurveModel.__new__(CurveModel)
-        other.__setstate__(state)
-        return other
 
     @property
     def _enc(self):
@@ -143,7 +116,8 @@ class CurveModel:
         dec = make_session(dec_bytes, resolved, threads=threads, name="decoder", **versions)
         check_sessions(manifest, enc, dec)
         model = cls(Path(path), manifest, enc, dec, variant, graphs=(enc_bytes, dec_bytes),
-                    session_args={"providers": resolved, "threads": threads, "strict": strict})
+                    session_args={"providers": resolved, "threads": threads, "strict": strict},
+                    head=read_head(path, manifest))
         if strict:
             first = resolved[0] if isinstance(resolved[0], str) else resolved[0][0]
             for name, placed in model.placement().items():
@@ -164,6 +138,25 @@ class CurveModel:
     def grid(self) -> NDArray[np.float64]:
         """The x values of the curve points, shape (n_points,)."""
         return np.asarray(self.manifest.grid, dtype=np.float64)
+
+    @property
+    def param_head(self) -> ParamHead | None:
+        """The bundle's parameter head (``params.onnx``, z → θ), or None when it has none."""
+        if self._head is not None and self._param_head is None:
+            args, info = self._session_args, self.manifest
+            self._param_head = ParamHead(make_session(
+                self._head, ["CPUExecutionProvider"], threads=args.get("threads"), name="params", opset=info.opset,
+                ir_version=info.ir_version), info.params)
+        return self._param_head
+
+    def params(self, z: ArrayLike) -> NDArray[np.float64]:
+        """The parameters θ of the curves that codes ``z`` (n, latent_dim) decode to, shape (n, k), by the
+        bundle's head (names: ``manifest.params.names``); a bundle without one raises InputError."""
+        if self.param_head is None:
+            raise InputError(f"bundle {str(self.path)!r} has no parameter head: its curves' parameters were not "
+                             "known at export; train on a family, or on an .npz with params, and export again")
+        return self.param_head(as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims",
+                                         max_abs=MAX_ABS_Z))
 
     @property
     def providers(self) -> dict[str, list[str]]:
@@ -319,6 +312,7 @@ class CurveModel:
         observations: Observations | None = None,
         chunk_rows: int = FIT_CHUNK_ROWS,
         row_offset: int = 0,
+        params: bool = True,
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -374,6 +368,9 @@ class CurveModel:
         row_offset : int
             Index of the first target within a larger set, when fitting a chunk
             of it: seeded draws and error messages use that set's row numbers.
+        params : bool
+            With a parameter head in the bundle, also the curves' parameters ``theta`` and (with
+            ``uncertainty``) their error bars (:mod:`curvae.runtime.fitting.params`).
 
         Returns
         -------
@@ -384,7 +381,7 @@ class CurveModel:
         return run_fit(self, targets, method=method, init=init, n_starts=n_starts, seed=seed, max_iter=max_iter,
                        prior_weight=prior_weight, bound=bound, uncertainty=uncertainty, sigma=sigma,
                        ood_quantile=ood_quantile, grid=grid, clip_range=clip_range, observations=observations,
-                       row_offset=row_offset, chunk_rows=chunk_rows)
+                       row_offset=row_offset, chunk_rows=chunk_rows, params=params)
 
     def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
         return run_encoder(self._enc, x, eps, self.latent_dim)

@@ -28,6 +28,7 @@ from curvae.io.chunks import (
     encode_chunk,
     fit_chunk,
     fit_columns_for,
+    param_names_for,
     one_seed,
 )
 from curvae.io.files import check_chunk
@@ -284,5 +285,5 @@ def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, 
     run = _job(model, src, dest, specs, _fit_task,
                {"skip_bad_rows": skip_bad_rows, "fit_kw": kw, "names": tuple(k for k in specs if k != "ood_threshold")},
                dask=dask, chunk_rows=chunk_rows, threads=threads, progress=progress, on_block=tally.merge,
-               before_commit=lambda sink: tally.finish(sink, specs, skip_bad_rows))
+               before_commit=lambda sink: tally.finish(sink, specs, skip_bad_rows, param_names_for(model, kw)))
     return {**tally.summary(), "kind": "model grid", "header": None, "dropped": 0, "note": note, **run}

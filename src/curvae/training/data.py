@@ -35,6 +35,10 @@ class Dataset:
     sha256: str
     #: For a data file: the file row of each curve, train then val order (the split shuffles them).
     rows: NDArray[np.int64] | None = None
+    #: Each curve's parameters, (n, k) float64, train and val like the curves; None when they are not known.
+    params_train: NDArray[np.float64] | None = None
+    params_val: NDArray[np.float64] | None = None
+    param_names: tuple[str, ...] = ()
 
     def far_rows(self, limit: int = 3) -> list[tuple[int, float]]:
         """File rows of the curves farthest outside the others, in robust units, when they are far (> 25)."""
@@ -53,7 +57,7 @@ def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
     is used whole (``n_curves`` is ignored) and shuffled with ``seed``.
     """
     g = np.random.default_rng(seed)
-    rows = None
+    rows, theta, names = None, None, ()
     if cfg.data is not None:
         loaded = load_curves(cfg.data, min_rows=2, header=cfg.header)
         curves = loaded.curves
@@ -62,13 +66,18 @@ def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
                                   **({"grid_from_first_row": True} if loaded.grid_from_first_row else {})}
         rows = g.permutation(curves.shape[0])
         curves = curves[rows]
+        if loaded.params is not None:
+            theta, names = loaded.params[rows], loaded.param_names or ()
     else:
         fam = get_family(cfg.family)
-        curves, _ = fam.sample(cfg.n_curves, seed=g)
+        curves, theta = fam.sample(cfg.n_curves, seed=g)
+        names = fam.param_names
         grid = fam.grid()
         family = fam.to_dict()
     n_val = max(1, int(round(cfg.val_fraction * curves.shape[0])))
     digest = hashlib.sha256(np.ascontiguousarray(curves).tobytes()).hexdigest()
     if rows is not None:
         rows = np.concatenate([rows[n_val:], rows[:n_val]])
-    return Dataset(train=curves[n_val:], val=curves[:n_val], grid=grid, family=family, sha256=digest, rows=rows)
+    return Dataset(train=curves[n_val:], val=curves[:n_val], grid=grid, family=family, sha256=digest, rows=rows,
+                   params_train=None if theta is None else theta[n_val:],
+                   params_val=None if theta is None else theta[:n_val], param_names=tuple(names))

@@ -14,6 +14,7 @@ from curvae.export import (
     export_bundle,
     run_parity,
 )
+from curvae.export.param_head import ParamData
 from curvae.runtime.bundle.format import read_bundle
 from curvae.runtime.bundle.records import TrainingRecord
 from curvae.runtime.engine.providers import available_providers
@@ -53,16 +54,17 @@ def export_run(
     })
     # The graphs carry the standardisation folded into their first/last layers; parity is
     # checked against the run's model as trained.
-    train_curves, held_out = _split(r)
+    train_curves, held_out, params = _split(r)
     return export_bundle(FoldedEncoder(r.model), FoldedDecoder(r.model), out, n_points=r.config.model.n_points,
                          latent_dim=r.config.model.latent_dim, grid=s["grid"], family=s["family"],
                          run_id=s["run_id"], training=training, config=config, force=force,
                          reference=(EncoderGraph(r.model), DecoderGraph(r.model)), variants=variants,
-                         fit_targets=held_out, baseline_train=train_curves)
+                         fit_targets=held_out, baseline_train=train_curves, params=params)
 
 
-def _split(r) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The run's training curves and held-out curves (at most 500), or Nones when its data cannot be rebuilt.
+def _split(r) -> tuple[np.ndarray | None, np.ndarray | None, ParamData | None]:
+    """The run's training curves, held-out curves (at most 500) and their parameters when known, or Nones when
+    its data cannot be rebuilt.
 
     The held-out curves measure the precision variants, the residuals the
     out-of-family flag compares against, and the PCA baseline (fitted on the
@@ -71,10 +73,13 @@ def _split(r) -> tuple[np.ndarray | None, np.ndarray | None]:
     try:
         data = build_dataset(r.config.data, seed=r.config.train.seed)
     except CurvaeError:
-        return None, None
+        return None, None, None
     if data.sha256 != r.summary.get("data_sha256"):
-        return None, None
-    return data.train, data.val[:500]
+        return None, None, None
+    params = None
+    if data.params_train is not None and data.params_val is not None:
+        params = ParamData(names=data.param_names, train=data.params_train, val=data.params_val[:500])
+    return data.train, data.val[:500], params
 
 
 def check_against_run(

@@ -101,6 +101,13 @@ class FitResult:
         Posterior samples of z (``method="mcmc"``); ``cov`` and ``z_std`` are
         then theirs, and the band is the 2.3%–97.7% pointwise quantiles of
         their decodings (one batched decoder call).
+    theta : ndarray of shape (n_targets, k), float64, or None
+        The curve's parameters from the bundle's parameter head (None without one,
+        or with ``params=False``); see :mod:`curvae.runtime.fitting.params`.
+    theta_std, theta_lo, theta_hi : ndarray of shape (n_targets, k), float64, or None
+        With ``uncertainty``: the delta-method standard deviation and the 95% interval.
+    theta_cov : ndarray of shape (n_targets, k, k), float64, or None
+        ``D (J Σ_z Jᵀ + diag(e²)) D``: z's covariance through the head plus its held-out error.
     """
 
     z: NDArray[np.float32]
@@ -126,6 +133,11 @@ class FitResult:
     x_hat_obs: NDArray[np.float32] | None = None
     band_z_lo: NDArray[np.float32] | None = None
     band_z_hi: NDArray[np.float32] | None = None
+    theta: NDArray[np.float64] | None = None
+    theta_std: NDArray[np.float64] | None = None
+    theta_cov: NDArray[np.float64] | None = None
+    theta_lo: NDArray[np.float64] | None = None
+    theta_hi: NDArray[np.float64] | None = None
 
     def summary(self) -> dict[str, float]:
         """``n``, ``n_success``, ``success_rate``, ``residual_median``, ``residual_p90`` and ``mean_nfev``."""

@@ -42,7 +42,7 @@ SCAN_ROWS = 4096
 def run_fit(model: CurveModel, targets: ArrayLike, *, method: str, init: str, n_starts: int, seed: Seed,
             max_iter: int, prior_weight: float, bound: float | None, uncertainty: bool,
             sigma: float | ArrayLike | None, ood_quantile: float, grid: ArrayLike | None, clip_range: bool,
-            observations: Observations | None, row_offset: int, chunk_rows: int) -> FitResult:
+            observations: Observations | None, row_offset: int, chunk_rows: int, params: bool = True) -> FitResult:
     """:meth:`CurveModel.fit` (see there for every argument): the options checked, then chunk by chunk."""
     check_int("row_offset", row_offset, minimum=0)
     obs = observations if observations is not None else observe(model, targets, grid, clip_range, row_offset)
@@ -77,7 +77,8 @@ def run_fit(model: CurveModel, targets: ArrayLike, *, method: str, init: str, n_
                       n_starts=int(n_starts))
     job = {"opts": opts, "uncertainty": uncertainty or method == "mcmc", "noise": noise,
            "quantile": float(ood_quantile), "mcmc": method == "mcmc",
-           "seed": entropy(seed) if n_starts > 1 or method == "mcmc" else 0}
+           "seed": entropy(seed) if n_starts > 1 or method == "mcmc" else 0,
+           "head": model.param_head if params else None}
     n = t.shape[0]
     # Internal row chunks keep the working memory (Jacobians, probes) flat however many targets there are.
     if n <= chunk_rows:
@@ -90,6 +91,13 @@ def run_fit(model: CurveModel, targets: ArrayLike, *, method: str, init: str, n_
 
 
 def fit_rows(model: CurveModel, t: NDArray[np.float32], obs: Observations | None, job: dict, start: int) -> FitResult:
+    """Fit one chunk of targets, then the curves' parameters when the bundle has a head."""
+    res = _fit_codes(model, t, obs, job, start)
+    return res if job.get("head") is None else job["head"].annotate(res)
+
+
+def _fit_codes(model: CurveModel, t: NDArray[np.float32], obs: Observations | None, job: dict,
+               start: int) -> FitResult:
     """Fit one chunk of targets: start, engine, uncertainty, and MCMC when asked."""
     opts: FitOptions = job["opts"]
     n = t.shape[0]
