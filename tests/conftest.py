@@ -92,3 +92,24 @@ def dask_client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def default_model(tmp_path_factory):
+    """``default_model(family)``: the default recipe trained on a family and exported, once per session."""
+    from curvae.runtime import CurveModel
+    from curvae.training.config import DataConfig, RunConfig
+    from curvae.training.export_run import export_run
+    from curvae.training.loop import train
+
+    cache: dict[str, Path] = {}
+
+    def get(family: str) -> CurveModel:
+        if family not in cache:
+            base = tmp_path_factory.mktemp(f"default-{family}")
+            train(RunConfig(data=DataConfig(family=family)), base / "run")
+            export_run(base / "run", base / "model")
+            cache[family] = base / "model"
+        return CurveModel.load(cache[family])
+
+    return get

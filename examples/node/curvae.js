@@ -61,7 +61,7 @@ function tensorToRows(t) {
 }
 
 async function loadBundle(dir, { variant = null, executionProviders = ['cpu'] } = {}) {
-  const { BundleError, MAX_JSON_BYTES, expectedFiles, graphByteCap, graphsOf, parseManifest, verifyGraph } = await bundleRules();
+  const { BundleError, HEAD_MAX_BYTES, MAX_JSON_BYTES, expectedFiles, graphByteCap, graphsOf, parseManifest, verifyGraph } = await bundleRules();
   if (!fs.lstatSync(path.join(dir, 'manifest.json'), { throwIfNoEntry: false })) {
     throw new BundleError(`${dir} has no manifest.json; pass a folder written by curvae export`);
   }
@@ -78,9 +78,19 @@ async function loadBundle(dir, { variant = null, executionProviders = ['cpu'] } 
   const read = (info) => verifyGraph(info, readBounded(dir, info.file, cap, BundleError));
   const encoder = await ort.InferenceSession.create(await read(g.encoder), options);
   const decoder = await ort.InferenceSession.create(await read(g.decoder), options);
+  const head = manifest.params
+    ? await ort.InferenceSession.create(await verifyGraph(manifest.params.graph, readBounded(dir, manifest.params.graph.file, HEAD_MAX_BYTES, BundleError)), options)
+    : null;
   const { n_points: nPoints, latent_dim: latentDim } = manifest;
   return {
     manifest,
+    // The curve's parameters for each code, in the order of manifest.params.names; null without a parameter head.
+    paramNames: manifest.params ? manifest.params.names : null,
+    async params(zRows) {
+      if (!head) throw new BundleError('this bundle has no parameter head (params.onnx); export it from curves whose parameters are known');
+      const out = await head.run({ z: rowsToTensor(zRows, latentDim, 'z') });
+      return tensorToRows(out.theta);
+    },
     async decode(zRows) {
       const out = await decoder.run({ z: rowsToTensor(zRows, latentDim, 'z') });
       return tensorToRows(out.x_hat);

@@ -2,7 +2,8 @@
 'use strict';
 // node index.js BUNDLE NOISE.json OUT.json [--variant fp16]
 // NOISE.json: {"curves": [[...n_points...], ...], "eps": [[...latent_dim...], ...]}
-// OUT.json:   {"grid_z", "grid_x_hat", "z", "mu", "logvar"}
+// OUT.json:   {"grid_z", "grid_x_hat", "z", "mu", "logvar"}, and "param_names", "theta_mu" (the parameters
+//             of each curve's mu) when the bundle has a parameter head
 const fs = require('fs');
 const { latentGrid, loadBundle } = require('./curvae');
 
@@ -13,6 +14,7 @@ async function main(argv) {
   const noise = JSON.parse(fs.readFileSync(noiseFile, 'utf8'));
   const gridZ = latentGrid(model.manifest.latent_dim);
   const result = { grid_z: gridZ, grid_x_hat: await model.decode(gridZ), ...(await model.encode(noise.curves, noise.eps)) };
+  if (model.paramNames) Object.assign(result, { param_names: model.paramNames, theta_mu: await model.params(result.mu) });
   fs.writeFileSync(outFile + '.tmp', JSON.stringify(result));
   fs.renameSync(outFile + '.tmp', outFile);
   console.log(`decoded ${gridZ.length} grid codes and encoded ${noise.curves.length} curves with ${model.manifest.family.name} bundle ${model.manifest.run_id}`);

@@ -44,7 +44,10 @@ export function checkSemantics(m) {
     if (i > 0 && !(x > m.grid[i - 1])) throw bad(`grid[${i}] does not increase`);
   });
   if (!m.graphs || !m.graphs.encoder || !m.graphs.decoder) throw bad('graphs.encoder and graphs.decoder are required');
-  for (const g of graphInfos(m)) {
+  checkParams(m);
+  const infos = graphInfos(m);
+  if (new Set(infos.map((g) => g.file)).size !== infos.length) throw bad('graph files repeat a name');
+  for (const g of infos) {
     if (typeof g.file !== 'string' || !/^[^/\\.][^/\\]*\.onnx$/.test(g.file)) throw bad(`graph file ${JSON.stringify(g.file)} must be a plain *.onnx file name`);
     if (typeof g.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(g.sha256)) throw bad(`${g.file} has no 64-digit sha256`);
   }
@@ -53,7 +56,23 @@ export function checkSemantics(m) {
 function graphInfos(m) {
   const out = [m.graphs.encoder, m.graphs.decoder];
   for (const v of Object.values(m.variants || {})) out.push(v.encoder, v.decoder);
+  if (m.params) out.push(m.params.graph);
   return out;
+}
+
+// The parameter head (format 1.3, optional): params.onnx maps z to the curve's parameters theta.
+export const HEAD_MAX_BYTES = 16 * 2 ** 20;
+export function checkParams(m) {
+  const p = m.params;
+  if (p === undefined || p === null) return;
+  const bad = (what) => new BundleError(`manifest: params ${what}; re-export the bundle`);
+  if (typeof p !== 'object' || !p.graph || typeof p.graph !== 'object') throw bad('must hold a graph');
+  const k = Array.isArray(p.names) ? p.names.length : 0;
+  if (k < 1 || k > 64 || new Set(p.names).size !== k || !p.names.every((n) => typeof n === 'string' && n.length > 0 && n.length <= 64)) throw bad('names must be 1..64 distinct strings');
+  for (const key of ['transforms', 'low', 'high', 'error']) if (!Array.isArray(p[key]) || p[key].length !== k) throw bad(`${key} must hold ${k} values`);
+  if (!p.transforms.every((t) => t === 'log' || t === 'identity')) throw bad('transforms must each be log or identity');
+  if (![...p.low, ...p.high, ...p.error].every(Number.isFinite)) throw bad('ranges and errors must be finite');
+  if (JSON.stringify(p.graph.inputs) !== '["z"]' || JSON.stringify(p.graph.outputs) !== '["theta"]') throw bad('graph I/O must be z -> theta');
 }
 
 // Every file the bundle folder must hold, and nothing else.

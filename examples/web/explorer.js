@@ -1,6 +1,6 @@
 // The curvae explorer: load a bundle over HTTP, check it, and explore, sample and fit in the browser.
 import * as ort from '/ort/ort.min.mjs';
-import { BundleError, MAX_JSON_BYTES, graphByteCap, parseManifest, verifyGraph } from '/shared/curvae-bundle.mjs';
+import { BundleError, HEAD_MAX_BYTES, MAX_JSON_BYTES, graphByteCap, parseManifest, verifyGraph } from '/shared/curvae-bundle.mjs';
 import { parseCurve } from './csv.js';
 import { exampleCurves, isBuiltIn } from './families.js';
 import { fitLatent } from './lm.js';
@@ -12,8 +12,8 @@ ort.env.wasm.numThreads = 1;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 const BUNDLE = (params.get('bundle') || '/bundle/').replace(/\/?$/, '/');
-const state = { manifest: null, enc: null, dec: null, backend: null, z: null, curve: null, samples: [],
-  target: null, fit: null, decodeMs: [] };
+const state = { manifest: null, enc: null, dec: null, head: null, backend: null, z: null, curve: null, theta: null,
+  samples: [], target: null, fit: null, decodeMs: [] };
 
 function fail(err) {
   const box = $('error');
@@ -53,9 +53,25 @@ async function load() {
     state.dec = await createSession(decBytes, backend);
     state.enc = await createSession(encBytes, backend);
   }
+  if (m.params) { // the optional parameter head: z -> the curve's parameters, checked like the other graphs
+    const headBytes = await verifyGraph(m.params.graph, await fetchBounded(BUNDLE + m.params.graph.file, HEAD_MAX_BYTES));
+    state.head = await createSession(headBytes, 'wasm');
+  }
   state.manifest = m;
   state.backend = backend;
 }
+
+// The parameters of each code's curve, by params.onnx; null when the bundle has no parameter head.
+async function paramsOf(rows) {
+  if (!state.head) return null;
+  const d = state.manifest.latent_dim; const k = state.manifest.params.names.length;
+  const data = new Float32Array(rows.length * d);
+  rows.forEach((row, r) => row.forEach((v, c) => { data[r * d + c] = v; }));
+  const out = await state.head.run({ z: new ort.Tensor('float32', data, [rows.length, d]) });
+  return rows.map((_, r) => Array.from(out.theta.data.subarray(r * k, (r + 1) * k)));
+}
+
+const showTheta = (theta) => state.manifest.params.names.map((n, i) => `${n} ${theta[i].toPrecision(4)}`).join(', ');
 
 async function decodeRows(rows) {
   const d = state.manifest.latent_dim; const p = state.manifest.n_points;
@@ -93,6 +109,7 @@ function redraw() {
   if (state.curve) series.push({ y: asShown(state.curve), color: '#1f77b4', width: 2 });
   plotCurves($('curve'), m.grid, series, { yLabel: $('as-pdf').checked ? 'PDF' : 'log-PDF' });
   $('z-value').textContent = state.z.map((v) => v.toFixed(3)).join(', ');
+  if (state.theta) $('theta-value').textContent = showTheta(state.theta);
   if (m.latent_dim === 2) drawPad($('pad'), state.z, state.fit && state.fit.z);
   else state.z.forEach((v, k) => { $(`slider-${k}`).value = v; });
   const times = state.decodeMs;
@@ -110,6 +127,8 @@ async function setZ(z) {
     do {
       done = state.z;
       [state.curve] = await decodeRows([done]);
+      const theta = await paramsOf([done]);
+      state.theta = theta && theta[0];
     } while (done !== state.z);
     pending = null;
     redraw();
@@ -143,9 +162,11 @@ async function fitTarget(values) {
   const rec = state.manifest.fit_residuals;
   const emulatorRms = rec && Array.isArray(rec.point_rms) && rec.point_rms.length === target.length ? rec.point_rms : null;
   const fit = await fitLatent(decodeRows, target, mu[0], { emulatorRms });
+  const theta = await paramsOf([fit.z]);
+  fit.theta = theta && theta[0];
   state.target = target; state.fit = fit;
   await setZ(fit.z);
-  $('fit-result').textContent = `z = ${fit.z.map((v) => v.toFixed(4)).join(', ')} · residual ${fit.residual.toPrecision(4)} `
+  $('fit-result').textContent = `z = ${fit.z.map((v) => v.toFixed(4)).join(', ')}${fit.theta ? ` · ${showTheta(fit.theta)}` : ''} · residual ${fit.residual.toPrecision(4)} `
     + `(L2 over ${target.length} points) · ${fit.calls} decoder calls`
     + (fit.band ? ` · shaded: ±2σ band of the true curve${emulatorRms ? ' (z and the model\'s own error)' : ' (z only)'}` : '');
   return fit;
@@ -156,7 +177,8 @@ function showFacts() {
   const rows = [['family', m.family && m.family.name], ['points / latent size', `${m.n_points} / ${m.latent_dim}`],
     ['grid', `${m.grid[0]} … ${m.grid[m.grid.length - 1]}`], ['format', m.format_version], ['run', m.run_id],
     ['opset / IR', `${m.opset} / ${m.ir_version}`], ['parity max abs', m.parity && m.parity.max_abs],
-    ['epochs', m.training && m.training.epochs]];
+    ['epochs', m.training && m.training.epochs],
+    ['parameters', m.params ? m.params.names.join(', ') : 'none (no parameter head)']];
   $('facts').innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td>${String(v)}</td></tr>`).join('');
   $('backend').textContent = `onnxruntime-web ${ort.env.versions ? ort.env.versions.web : ''} · ${state.backend}`;
 }
@@ -201,6 +223,7 @@ window.curvae = {
   state,
   decode: decodeRows,
   encode: encodeRows,
+  params: paramsOf,
   fit: fitTarget,
   ready: (async () => {
     try {

@@ -1,6 +1,6 @@
 // Load the explorer from a URL in headless Chromium, decode codes through the page, report what happened.
 //   node page_decode.mjs PLAYWRIGHT_DIR INPUT.json OUTPUT.json      INPUT: {url, z: [[..]]}
-// OUTPUT: {ready, status, backend, decoded, pageErrors, consoleErrors, requests}
+// OUTPUT: {ready, status, backend, decoded, params, thetaShown, facts, pageErrors, consoleErrors, requests}
 import fs from 'node:fs';
 import { launch } from './headless.mjs';
 
@@ -16,6 +16,9 @@ try {
   out.status = await page.textContent('#status');
   out.backend = await page.textContent('#backend');
   out.decoded = await page.evaluate((z) => window.curvae.decode(z), input.z);
+  out.params = await page.evaluate((z) => window.curvae.params(z), input.z);
+  out.thetaShown = await page.textContent('#theta-value');
+  out.facts = await page.textContent('#facts');
 } finally {
   await browser.close();
 }

@@ -173,3 +173,32 @@ def test_explorer_from_an_installed_wheel(web_root, tmp_path):
     assert {f"/ort/{f}" for f in ORT_FILES} <= served, out["requests"]  # exactly what the wheel ships was needed
     assert all(s == 200 for _, s in out["requests"]), out["requests"]
     print(f"page loaded and decoded in {time.time() - t:.1f}s")
+
+
+def test_explorer_shows_the_parameters_beside_z(web_root, run_dir, tmp_path):
+    """A bundle with a parameter head: the page reads params.onnx under the bundle rules and shows θ beside z,
+    the Python runtime's numbers."""
+    from curvae.training.export_run import export_run
+
+    bundle = tmp_path / "model"
+    export_run(run_dir, bundle)
+    model = CurveModel.load(bundle)
+    z = np.random.default_rng(5).standard_normal((4, 2)).astype(np.float32)
+    server, url = serve(bundle, web_root)
+    (tmp_path / "in.json").write_text(json.dumps({"url": url + "?backend=wasm", "z": z.tolist()}))
+    try:
+        res = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "page_decode.mjs"), str(web_root),
+                              str(tmp_path / "in.json"), str(tmp_path / "out.json")],
+                             capture_output=True, text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
+    finally:
+        server.shutdown()
+    assert res.returncode == 0, res.stdout + res.stderr
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["ready"] is True and not out["pageErrors"] and not out["consoleErrors"], out
+    np.testing.assert_allclose(np.asarray(out["params"]), model.params(z), rtol=1e-5)
+    theta0 = model.params(np.zeros((1, 2), np.float32))[0]  # the page starts at z = 0
+    assert out["thetaShown"].startswith("alpha ") and ", beta " in out["thetaShown"], out["thetaShown"]
+    shown = [float(part.split()[1]) for part in out["thetaShown"].split(", ")]
+    np.testing.assert_allclose(shown, theta0, rtol=1e-3)
+    assert "alpha, beta" in out["facts"]
+    assert ("/bundle/params.onnx", 200) in [tuple(r) for r in out["requests"]]

@@ -62,6 +62,8 @@ def test_node_matches_python(node_app, run_dir, beta_targets, tmp_path, variant)
     np.testing.assert_allclose(np.asarray(got["z"]), z, atol=1e-5)
     np.testing.assert_allclose(np.asarray(got["mu"]), mu, atol=1e-5)
     np.testing.assert_allclose(np.asarray(got["logvar"]), logvar, atol=1e-5)
+    assert got["param_names"] == ["alpha", "beta"]  # the parameter head, read under the same rules
+    np.testing.assert_allclose(np.asarray(got["theta_mu"]), model.params(mu), rtol=1e-5)
 
 
 def test_node_refuses_a_tampered_bundle(node_app, bundle_copy, tmp_path):
@@ -74,6 +76,18 @@ def test_node_refuses_a_tampered_bundle(node_app, bundle_copy, tmp_path):
                          cwd=node_app, capture_output=True, text=True, timeout=120)
     assert out.returncode == 1
     assert out.stderr.startswith("Error: decoder.onnx has sha256") and not (tmp_path / "o.json").exists()
+
+
+def test_node_refuses_a_tampered_parameter_head(node_app, bundle_copy, tmp_path):
+    p = bundle_copy / "params.onnx"
+    data = bytearray(p.read_bytes())
+    data[-20] ^= 0xFF
+    p.write_bytes(bytes(data))
+    (tmp_path / "noise.json").write_text(json.dumps({"curves": [[0.0] * 100], "eps": [[0.0, 0.0]]}))
+    out = subprocess.run(["node", "index.js", str(bundle_copy), str(tmp_path / "noise.json"), str(tmp_path / "o.json")],
+                         cwd=node_app, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert out.stderr.startswith("Error: params.onnx has sha256") and not (tmp_path / "o.json").exists()
 
 
 def _node_refusal(node_app, bundle, tmp_path) -> str:

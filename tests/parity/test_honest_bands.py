@@ -14,9 +14,6 @@ import pytest
 
 from curvae.families import get_family
 from curvae.runtime import CurveModel
-from curvae.training.config import DataConfig, RunConfig
-from curvae.training.export_run import export_run
-from curvae.training.loop import train
 
 pytestmark = pytest.mark.slow
 SIGMAS = (0.01, 0.05, 0.2)
@@ -24,12 +21,9 @@ N = 600
 
 
 @pytest.fixture(scope="module", params=["beta", "peak"])
-def family_model(request, tmp_path_factory):
+def family_model(request, default_model):
     """The default recipe on a family, exported with its own error recorded."""
-    base = tmp_path_factory.mktemp(request.param)
-    train(RunConfig(data=DataConfig(family=request.param)), base / "run")
-    export_run(base / "run", base / "model")
-    return request.param, CurveModel.load(base / "model")
+    return request.param, default_model(request.param)
 
 
 def _noisy(family: str, sigma: float, seed: int):

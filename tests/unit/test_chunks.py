@@ -85,9 +85,13 @@ def test_options_errors_are_not_taken_for_bad_rows(model, targets):
         fit_chunk(model, targets[:5], skip_bad_rows=True, max_iter=0)
 
 
-def test_every_fit_field_has_an_output_column(model):
-    names = set(fit_columns_for(model, 3, {"method": "mcmc"}))
-    assert {f.name for f in fields(FitResult)} - names == {"x_hat_obs"}
+def test_every_fit_field_has_an_output_column(model, bundle_dir):
+    names = set(fit_columns_for(model, 3, {"method": "mcmc"}))  # a bundle without a parameter head
+    theta = {"theta", "theta_std", "theta_lo", "theta_hi", "theta_cov"}
+    assert {f.name for f in fields(FitResult)} - names == {"x_hat_obs"} | theta
+    with_head = set(fit_columns_for(CurveModel.load(bundle_dir), 3, {"method": "mcmc"}))
+    assert {f.name for f in fields(FitResult)} - with_head == {"x_hat_obs"}
+    assert theta.isdisjoint(fit_columns_for(CurveModel.load(bundle_dir), 3, {"params": False}))
 
 
 def test_the_tally_summarises_like_the_whole_result_in_constant_memory(model, targets):

@@ -19,7 +19,11 @@ def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targe
     with np.load(tmp_path / "fit.npz", allow_pickle=False) as f:
         assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat", "cov", "z_std", "sigma",
                                 "chi2", "band_lo", "band_hi", "ill_conditioned", "ood", "ood_threshold",
-                                "ood_reason", "band_z_lo", "band_z_hi"}
+                                "ood_reason", "band_z_lo", "band_z_hi", "theta", "theta_std", "theta_lo",
+                                "theta_hi", "theta_cov", "param_names"}
+        np.testing.assert_allclose(f["theta"], whole.theta, rtol=1e-4)
+        np.testing.assert_allclose(f["theta_std"], whole.theta_std, rtol=1e-3)
+        assert list(f["param_names"]) == ["alpha", "beta"] and f["theta_cov"].shape == (64, 2, 2)
         np.testing.assert_allclose(f["z"], whole.z, atol=1e-5)
         np.testing.assert_allclose(f["residual"], whole.residual, rtol=1e-5)
         assert f["x_hat"].shape == (64, 100) and f["success"].dtype == bool
@@ -28,7 +32,8 @@ def test_chunked_fit_equals_one_call_and_writes_every_key(bundle_dir, beta_targe
         assert (f["ood"] == whole.ood.astype(np.int8)).all() and f["ood_threshold"].shape == (1,)
     fit_file(model, tmp_path / "t.npy", tmp_path / "bare.npz", chunk=10, uncertainty=False)
     with np.load(tmp_path / "bare.npz", allow_pickle=False) as f:
-        assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat"}
+        assert set(f.files) == {"z", "residual", "rms", "n_obs", "success", "nfev", "message", "x_hat", "theta",
+                                "param_names"}
     (tmp_path / "bare.npz").unlink()
     assert summary["n"] == 64 and summary["residual_median"] == pytest.approx(np.median(whole.residual), rel=0.01)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fit.npz", "t.npy"]  # no parts left behind

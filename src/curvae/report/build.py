@@ -15,7 +15,7 @@ from curvae.core.errors import CurvaeError
 from curvae.core.seeding import rng
 from curvae.families import FAMILIES, Family
 from curvae.io.targets import read_fit_targets
-from curvae.report.calibration import coverage
+from curvae.report.calibration import coverage, noise_level
 from curvae.runtime.fitting.engine import FitResult
 from curvae.runtime.fitting.observations import Observations, on_model_grid
 from curvae.runtime.model import CurveModel
@@ -24,7 +24,7 @@ from curvae.runtime.model import CurveModel
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
                           "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
                           "worst_fits.png", "fit_bands.png", "latent_ellipses.png", "calibration.png", "ood.png",
-                          "baseline.png"})
+                          "baseline.png", "params.png"})
 
 
 def _matplotlib() -> None:
@@ -95,6 +95,7 @@ class _Data:
     calibration: dict[str, Any]  # coverage of known codes, see curvae.report.calibration
     foreign: dict[str, FitResult]  # fits of curves that are not the family's, for the out-of-family figure
     observations: Observations | None = None  # targets with gaps or on their own grid
+    params: dict[str, Any] | None = None  # recovered parameters of curves whose truth is known (see _param_check)
 
 
 def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int) -> _Data:
@@ -108,7 +109,7 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
         curves, theta = family.sample(n_codes, seed=g)
     else:
         curves, theta = model.sample(n_codes, seed=g), None
-    obs = None
+    obs, truth = None, None
     if targets is not None:
         read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, clip_range=True)
         obs = read.observations
@@ -116,15 +117,34 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
         if obs is None and np.isnan(t).any():
             obs = on_model_grid(t, latent_dim=model.latent_dim)
     elif family is not None:
-        t = family.sample(n_targets, seed=g)[0]
+        t, truth = family.sample(n_targets, seed=g)
     elif m.held_out is not None:  # user data: its own held-out curves, kept in the bundle at export
         t = m.held_out.array()[:n_targets]
+        truth = np.asarray(m.params.held_out)[:n_targets] if m.params is not None and m.params.held_out else None
     else:
         t = model.sample(n_targets, seed=g)
     fit = model.fit(t) if obs is None else model.fit(None, observations=obs)
     base = t if obs is None else fit.x_hat  # foreign curves are built from complete curves
     return _Data(family, curves, theta, model.encode(curves), t, fit, coverage(model, seed=seed, family=family),
-                 _foreign_fits(model, base, g), obs)
+                 _foreign_fits(model, base, g), obs, _param_check(model, t, truth, g))
+
+
+def _param_check(model: CurveModel, targets: np.ndarray, truth: np.ndarray | None,
+                 g: np.random.Generator) -> dict[str, Any] | None:
+    """Curves of known parameters (fresh family curves, or the held-out curves of user data) with noise of the
+    calibration's level, fitted with σ given: the recovered parameters, their 95% intervals and the coverage."""
+    if model.param_head is None or truth is None:
+        return None
+    sigma = noise_level(model)
+    fit = model.fit(targets + g.normal(0, sigma, targets.shape).astype(np.float32), sigma=sigma)
+    names = model.manifest.params.names
+    inside = (fit.theta_lo <= truth) & (truth <= fit.theta_hi)
+    rel = np.abs(fit.theta - truth) / np.maximum(np.abs(truth), 1e-12)
+    return {"names": names, "truth": truth, "theta": fit.theta, "lo": fit.theta_lo, "hi": fit.theta_hi,
+            "sigma": sigma, "numbers": {n: {"n": int(len(truth)), "rel_error_median": float(np.median(rel[:, j])),
+                                            "rel_error_p90": float(np.percentile(rel[:, j], 90)),
+                                            "coverage95": float(inside[:, j].mean())}
+                                        for j, n in enumerate(names)}}
 
 
 def _foreign_fits(model: CurveModel, targets: np.ndarray, g: np.random.Generator) -> dict[str, FitResult]:
@@ -158,6 +178,7 @@ def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool
                         "foreign_ood_rate": {k: None if f.ood is None else float(f.ood.mean())
                                              for k, f in d.foreign.items()}},
         "calibration": d.calibration,
+        "params": None if d.params is None else {"sigma": d.params["sigma"], **d.params["numbers"]},
     }
 
 
@@ -233,6 +254,11 @@ def _uncertainty_figures(model: CurveModel, d: _Data, folder: Path, order: np.nd
         uf.out_of_family(np.asarray(rec.values) / np.sqrt(rec.n_points), d.fit.ood_threshold, 0.99, groups,
                          folder / "ood.png")
         figs.append(("ood.png", "Residuals against the out-of-family threshold: targets and foreign curves"))
+    p = d.params
+    if p is not None:
+        uf.parameters(p["names"], p["truth"], p["theta"], p["lo"], p["hi"], p["sigma"], folder / "params.png")
+        figs.append(("params.png", "True against recovered parameters of curves the model did not see, with noise: "
+                                   "the parameter head on the fitted codes, and its 95% intervals"))
     return figs
 
 
@@ -270,6 +296,9 @@ def _html(n: dict[str, Any], figs: list[tuple[str, str]]) -> str:
             + ("n/a" if n['calibration']['ood_family_given'] is None
                else f"{n['calibration']['ood_family_given']:.1%}"))]
           if "band_family_given" in n["calibration"] else []),
+        *([(f"parameter {k}: relative error median / p90; 95% interval coverage (σ = {n['params']['sigma']:.3g})",
+            f"{v['rel_error_median']:.2%} / {v['rel_error_p90']:.2%}; {v['coverage95']:.3f}")
+           for k, v in n["params"].items() if k != "sigma"] if n.get("params") else []),
     ]
     table = "\n".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
     images = "\n".join(f'<figure><img src="{f}" alt="{html.escape(c)}"><figcaption>{html.escape(c)}</figcaption>'

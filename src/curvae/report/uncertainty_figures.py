@@ -81,3 +81,27 @@ def out_of_family(held_out: NDArray, threshold: float, quantile: float, groups: 
     ax.set(xscale="log", yscale="log", xlabel="fit RMS error per point", ylabel="curves", title="Out-of-family flag")
     ax.legend(fontsize=7)
     _save(fig, path)
+
+
+def parameters(names: tuple[str, ...], truth: NDArray, theta: NDArray, lo: NDArray, hi: NDArray, sigma: float,
+               path: Path) -> None:
+    """True against recovered parameters, one panel per parameter, with the 95% intervals as error bars."""
+    plt = _plt()
+    k = len(names)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k, 3.6), squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        t, e = truth[:, j], theta[:, j]
+        inside = (lo[:, j] <= t) & (t <= hi[:, j])
+        err = np.vstack([np.maximum(e - lo[:, j], 0), np.maximum(hi[:, j] - e, 0)])
+        ax.errorbar(t, e, yerr=err, fmt="none", ecolor="0.7", lw=0.6)
+        ax.scatter(t[inside], e[inside], s=6, c="#1f77b4", label="interval covers the truth")
+        ax.scatter(t[~inside], e[~inside], s=8, c="#d62728", label="it does not")
+        span = [float(np.nanmin(t)), float(np.nanmax(t))]
+        ax.plot(span, span, "k--", lw=0.8)
+        rel = np.abs(e - t) / np.maximum(np.abs(t), 1e-12)
+        ax.set(xlabel=f"true {names[j]}", ylabel=f"recovered {names[j]}",
+               title=f"{names[j]}: median error {np.nanmedian(rel):.2%}, 95% coverage {inside.mean():.2f}")
+        ax.title.set_fontsize(8)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"Parameters from the fitted code (noise σ = {sigma:.3g}, σ given)", fontsize=9)
+    _save(fig, path)
