@@ -15,6 +15,7 @@ from curvae.export.config import (  # the defaults and choices below: torch-free
     ExportConfig,
 )
 from curvae.families import FAMILIES
+from curvae.training.checkpoints import DEFAULT_CHECKPOINT_SECONDS  # torch-free
 from curvae.training.config import (
     ACTIVATIONS,
     DEFAULT_STEPS,
@@ -78,18 +79,26 @@ from curvae.training.config import (
 @click.option("--resume", "resume_run", type=click.Path(file_okay=False),
               help="Continue this stopped, interrupted or failed run from its checkpoint (its own config is used).")
 @click.option("--stop-after", type=click.IntRange(min=1), help="Stop after this epoch; --resume continues it.")
+@click.option("--checkpoint-seconds", default=DEFAULT_CHECKPOINT_SECONDS, show_default=True,
+              type=click.FloatRange(min=0),
+              help="Write the resumable state this often (at a round's end), so a killed run resumes; "
+                   "the first round always publishes the run folder.")
+@click.option("--checkpoint-rounds", type=click.IntRange(min=1), help="Instead, after every N rounds.")
 @force_option
 def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr, lr_final, warmup_epochs, beta,
           kl_warmup_epochs, ema, adam_beta2, threads, latent_dim, hidden, depth, activation, linear_path, scaling,
-          loss, val_fraction, device, seed, out, resume_run, stop_after, force) -> None:
-    """Train a VAE on a curve family or your own curves, or resume a run."""
+          loss, val_fraction, device, seed, out, resume_run, stop_after, checkpoint_seconds, checkpoint_rounds,
+          force) -> None:
+    """Train a VAE on a curve family or your own curves, or resume a run (also one that was killed)."""
+    from curvae.training.checkpoints import CheckpointPolicy
     from curvae.training.config import RunConfig
     from curvae.training.loop import resume
     from curvae.training.loop import train as train_run
 
+    policy = CheckpointPolicy(seconds=checkpoint_seconds, rounds=checkpoint_rounds)
     if resume_run:
-
-        s = resume(resume_run, out=out, on_epoch=epoch_printer(start=None), stop_after=stop_after)
+        s = resume(resume_run, out=out, on_epoch=epoch_printer(start=None), stop_after=stop_after,
+                   checkpoints=policy)
         _print_run(out or resume_run, s)
         return
     if not out:
@@ -108,7 +117,8 @@ def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr,
                              "kl_warmup_epochs": kl_warmup_epochs, "ema": ema, "adam_beta2": adam_beta2,
                              "threads": threads, "device": device, "seed": seed}),
     )
-    s = train_run(cfg, out, force=force, on_epoch=epoch_printer(stop_after), stop_after=stop_after)
+    s = train_run(cfg, out, force=force, on_epoch=epoch_printer(stop_after), stop_after=stop_after,
+                  checkpoints=policy)
     _print_run(out, s)
 
 

@@ -1,267 +1,24 @@
-"""Mini-batch training of the VAE, writing a run folder."""
+"""Mini-batch training of the VAE, writing a run folder: the round loop, its checkpoints and its faults."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 
-from curvae import __version__
 from curvae.core.atomic import check_can_write
 from curvae.core.errors import TrainingError
-from curvae.core.pca import PCA
-from curvae.training.adam import FlatAdam
-from curvae.training.config import ModelConfig, RunConfig
-from curvae.training.data import build_dataset
-from curvae.training.model import VAE
-from curvae.training.run import weights_bytes, write_run
-from curvae.training.step import LossGradient, flatten_parameters
+from curvae.training.checkpoints import Checkpointer, CheckpointPolicy, run_lock
+from curvae.training.config import RunConfig
+from curvae.training.trainer import MIN_TRAIN_CURVES, Trainer, lr_factor, resolve_device
 
 EpochCallback = Callable[[dict[str, Any]], None]
-#: Fewest training curves (after the held-out share) a run accepts.
-MIN_TRAIN_CURVES = 8
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without CUDA is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("device='cuda' was requested but torch sees no CUDA device; use --device cpu or auto")
-    return torch.device(device)
-
-
-def lr_factor(step: int, *, total: int, warmup: int, final_ratio: float) -> float:
-    """Linear warm-up to 1, then exponential decay to ``final_ratio`` at the last step."""
-    if step < warmup:
-        return (step + 1) / warmup
-    span = max(1, total - warmup - 1)
-    return final_ratio ** (min(step - warmup, span) / span)
-
-
-class _Trainer:
-    """Everything a run needs between epochs: data, model, optimiser, noise generator, schedule."""
-
-    def __init__(self, cfg: RunConfig) -> None:
-        tc = cfg.train
-        if tc.lr_final > tc.lr:
-            raise TrainingError(f"lr_final={tc.lr_final} is above lr={tc.lr}; the schedule decays: "
-                                "pass lr_final <= lr")
-        self.device = resolve_device(tc.device)
-        self.data = build_dataset(cfg.data, seed=tc.seed)
-        need = max(MIN_TRAIN_CURVES, cfg.model.latent_dim + 2)
-        if len(self.data.train) < need:
-            total = len(self.data.train) + len(self.data.val)
-            raise TrainingError(
-                f"{total} curves are too few to train on: after the {cfg.data.val_fraction:g} held-out share, "
-                f"{len(self.data.train)} remain, and the scaling, the PCA start and the fit need at least {need}; "
-                f"give at least {int(need / (1 - cfg.data.val_fraction)) + 2} curves")
-        n_points = self.data.train.shape[1]
-        if n_points != cfg.model.n_points:
-            cfg = RunConfig(data=cfg.data, model=ModelConfig(**{**cfg.model.to_dict(), "n_points": n_points}),
-                            train=tc)
-        self.cfg = cfg
-        torch.manual_seed(tc.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(tc.seed)
-        self.x_train = torch.from_numpy(self.data.train).to(self.device)
-        self.x_val = torch.from_numpy(self.data.val).to(self.device)
-        self.model = VAE(cfg.model).to(self.device)
-        self.model.set_normalisation(self.x_train)
-        self.x_scaled = (self.x_train - self.model.x_mean) / self.model.x_std  # (N, P), the encoder's input
-        if cfg.model.linear_path:
-            self.model.init_from_pca(self.x_scaled)
-        self.flat = flatten_parameters(self.model)  # one buffer: one fused Adam kernel per step
-        self.gradient = LossGradient(self.model)
-        self.gradient.calibrated = tc.loss == "calibrated"
-        self.opt = FlatAdam(self.flat.data, self.flat.grad, betas=(0.9, tc.adam_beta2))
-        # Running average of the weights (what is shipped), kept un-debiased as Adam keeps its moments.
-        self.average = torch.zeros_like(self.flat.data) if tc.ema else torch.zeros(0, device=self.device)
-        n = self.x_train.shape[0]
-        self.rounds, self.steps_per_epoch = tc.plan(n)  # an epoch, or a share of one within a step budget
-        self.round_rows = min(n, self.steps_per_epoch * tc.batch_size)  # curves seen per round, none twice
-        sizes = [min(tc.batch_size, self.round_rows - i) for i in range(0, self.round_rows, tc.batch_size)]
-        self.batch_sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (steps_per_epoch,)
-        total = self.rounds * self.steps_per_epoch
-        # Precomputed: per-step scheduler objects cost more than the tiny model's step.
-        self.lrs = [tc.lr * lr_factor(s, total=total, warmup=tc.warmup_epochs * self.steps_per_epoch,
-                                      final_ratio=tc.lr_final / tc.lr) for s in range(total)]
-        self.history: list[dict[str, Any]] = []
-
-    @property
-    def epoch(self) -> int:
-        return len(self.history)
-
-    def snapshot(self) -> dict[str, Any]:
-        """Resume state after the last completed epoch (tensors and plain values only)."""
-        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
-                "optimizer": self.opt.state_dict(), "generator": self.gen.get_state().clone(),
-                "average": self.average.detach().cpu().clone(), "epoch": self.epoch}
-
-    def restore(self, snap: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
-        """Return to ``snap``; the history is cut to its epoch (``history`` defaults to the trainer's own)."""
-        self.model.load_state_dict(snap["model"])  # copies into the views of the flat parameter
-        self.opt.load_state_dict(snap["optimizer"])
-        self.gen.set_state(snap["generator"])
-        self.average.copy_(snap["average"])
-        self.history = list((self.history if history is None else history)[:snap["epoch"]])
-
-    @contextlib.contextmanager
-    def shipped_weights(self, steps: int | None = None):
-        """Within the block the model holds the weights that are written: the debiased average, if kept.
-
-        ``steps`` is how many optimiser steps the average holds (default: those of the completed epochs).
-        """
-        decay = self.cfg.train.ema
-        steps = self.epoch * self.steps_per_epoch if steps is None else steps
-        if not decay or steps == 0:
-            yield
-            return
-        raw = self.flat.data.clone()
-        self.flat.data.copy_(self.average / (1.0 - decay ** steps))
-        try:
-            yield
-        finally:
-            self.flat.data.copy_(raw)
-
-    def run_epoch(self) -> dict[str, Any]:
-        """One pass over the training curves; returns its history row (losses may be non-finite)."""
-        tc, gen, dev, latent = self.cfg.train, self.gen, self.device, self.cfg.model.latent_dim
-        te = time.perf_counter()
-        epoch = self.epoch + 1
-        kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
-        n, bs = self.round_rows, tc.batch_size
-        order = torch.randperm(self.x_scaled.shape[0], generator=gen, device=dev)[:n]
-        xs = self.x_scaled[order]  # (n, P), one gather per round
-        eps_all = torch.randn(n, latent, generator=gen, device=dev)  # (n, D)
-        posterior = torch.empty(n, 2 * latent, device=dev)  # (N, 2D): [μ, log σ²] as each step saw them
-        sse = torch.empty(self.steps_per_epoch, device=dev)  # (steps,): (2/B)·SSE of each batch
-        step = (epoch - 1) * self.steps_per_epoch
-        flat, average, keep = self.flat.data, self.average, 1.0 - tc.ema
-        with torch.no_grad():
-            for k, i in enumerate(range(0, n, bs)):
-                self.gradient(xs[i:i + bs], eps_all[i:i + bs], kl_w, posterior_out=posterior[i:i + bs],
-                              sse_out=sse[k])
-                self.opt.step(self.lrs[step])
-                if tc.ema:
-                    average.lerp_(flat, keep)
-                step += 1
-            recon = float((sse * self.batch_sizes).sum()) / (2 * n)
-            mu, logvar = posterior.chunk(2, dim=1)
-            kl_mean = float(0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum()) / n
-            with self.shipped_weights(steps=step):
-                mu_v, _ = self.model.posterior(self.x_val)
-                val_recon = float((self.model.decode(mu_v) - self.x_val).pow(2).sum(1).mean())
-        row = {"epoch": epoch, "rounds": self.rounds, "budget": self.cfg.train.budget_text(), "recon": recon, "kl": kl_mean, "val_recon": val_recon,
-               "val_rmse": math.sqrt(val_recon / self.x_val.shape[1]), "lr": self.lrs[step - 1], "beta": kl_w,
-               "seconds": time.perf_counter() - te}
-        self.history.append(row)
-        return row
-
-    def summary(self, status: str, seconds: float) -> dict[str, Any]:
-        with torch.no_grad():
-            codes = self.model.posterior(self.x_train)[0].cpu().numpy()
-        last = self.history[-1] if self.history else {}
-        pca = self.pca_baseline(last.get("val_rmse"))
-        far = self.data.far_rows()
-        return {
-            "pca": pca,
-            **({"far_rows": [[r, round(d, 1)] for r, d in far]} if far else {}),
-            "status": status,
-            "epochs_done": self.epoch,
-            "family": self.data.family,
-            "data_sha256": self.data.sha256,
-            "grid": [float(v) for v in self.data.grid],
-            "n_train": int(self.x_train.shape[0]),
-            "n_val": int(self.x_val.shape[0]),
-            "epochs": self.rounds,
-            "budget": self.cfg.train.budget_text(),
-            "steps": self.rounds * self.steps_per_epoch,
-            "final": {k: last.get(k) for k in ("recon", "kl", "val_recon", "val_rmse")},
-            "latent_mean": [float(v) for v in codes.mean(0)],
-            "latent_std": [float(v) for v in codes.std(0)],
-            "seconds": seconds,
-            "device": str(self.device),
-            "versions": {"curvae": __version__, "torch": torch.__version__, "numpy": np.__version__},
-        }
-
-    @contextlib.contextmanager
-    def standard_latent(self, complete: bool):
-        """Within the block the shipped model's latent is standardised on the training codes (mean 0, std 1 per
-        dimension; :meth:`VAE.standardise_latent`), so that N(0, I) samples cover the data as the codes do.
-
-        The calibrated loss weighs reconstruction far above the KL term, and left to itself the codes' spread
-        drifts from the prior's (std 1.2-1.4 on Beta). The seed recipe is left as the worked example trained it.
-        """
-        if not (complete and self.cfg.model.linear_path):
-            yield
-            return
-        raw = self.flat.data.clone()
-        mu, _ = self.model.posterior(self.x_train)
-        self.model.standardise_latent(mu.mean(0), mu.std(0))
-        try:
-            yield
-        finally:
-            self.flat.data.copy_(raw)
-
-    @contextlib.contextmanager
-    def linear_if_better(self, complete: bool):
-        """Within the block the model is its own PCA start (MLPs off) when that fits the held-out curves at least
-        as well as the trained model; yields "pca", "model", or "" when there was no choice to make.
-
-        The trained model's family contains its PCA start, so choosing the better of the two on the held-out
-        split (model selection, not the test curves) keeps it never worse than PCA of its size: on curves that
-        are exactly linear in ``latent_dim`` functions, the shipped model is exactly that basis.
-        """
-        if not (complete and self.cfg.model.linear_path):
-            yield ""
-            return
-        def held_out_median() -> float:
-            mu, _ = self.model.posterior(self.x_val)
-            return float(torch.linalg.norm(self.model.decode(mu) - self.x_val, dim=1).median())
-
-        trained = held_out_median()
-        raw = self.flat.data.clone()
-        self.model.init_from_pca(self.x_scaled, lr_logvar=-12.0)
-        if held_out_median() <= trained:
-            try:
-                yield "pca"
-            finally:
-                self.flat.data.copy_(raw)
-            return
-        self.flat.data.copy_(raw)
-        yield "model"
-
-    def pca_baseline(self, val_rmse: float | None) -> dict[str, Any]:
-        """PCA of the training curves at the same latent size, scored on the held-out curves like the model
-        (RMSE per point of the best linear fit), and how many components match the model."""
-        basis = PCA.fit(self.data.train, seed=self.cfg.train.seed)
-        d, val = self.cfg.model.latent_dim, self.data.val
-
-        def rmse(residuals: np.ndarray) -> float:  # RMS error per point over the held-out curves
-            return float(np.sqrt(np.mean(residuals ** 2) / val.shape[1]))
-
-        match = None
-        if val_rmse is not None and math.isfinite(val_rmse):
-            match = basis.components_to_match(val, val_rmse, measure=rmse)
-        return {"latent_dim": d, "val_rmse": rmse(basis.residuals(val, d)), "components_to_match": match}
-
-    def write(self, out: str | os.PathLike[str], status: str, seconds: float, *, force: bool) -> dict[str, Any]:
-        """Write the run folder atomically: config, weights, resume checkpoint, history, summary."""
-        with torch.no_grad(), self.shipped_weights(), self.linear_if_better(status == "complete") as chosen, \
-                self.standard_latent(status == "complete"):
-            blob = weights_bytes(self.model)
-            summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds),
-                       **({"selected": chosen} if chosen else {})}
-        write_run(out, config=self.cfg, weights=blob, checkpoint=self.snapshot(), history=self.history,
-                  summary=summary, force=force)
-        return summary
+__all__ = ["MIN_TRAIN_CURVES", "EpochCallback", "lr_factor", "resolve_device", "resume", "train"]
 
 
 @contextlib.contextmanager
@@ -276,13 +33,21 @@ def _intra_op_threads(n: int):
         torch.set_num_threads(before)
 
 
-def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None, stop_after: int | None,
-         seconds_before: float = 0.0) -> dict[str, Any]:
-    """Run epochs up to ``stop_after`` (or the end), then write the run; faults keep the last good epoch."""
-    with _intra_op_threads(trainer.cfg.train.threads):
+def _fit(trainer: Trainer, out, *, force: bool, on_epoch: EpochCallback | None, stop_after: int | None,
+         seconds_before: float = 0.0, policy: CheckpointPolicy = CheckpointPolicy(),
+         published: bool = False) -> dict[str, Any]:
+    """Run rounds up to ``stop_after`` (or the end), checkpointing as ``policy`` says, then write the run; faults
+    keep the last good round. ``published``: ``out`` already holds this run's checkpoint (a resume in place)."""
+    ckpt = Checkpointer(policy, published=published)
+    with _intra_op_threads(trainer.cfg.train.threads), run_lock(out):
         t0 = time.perf_counter() - seconds_before
         last = trainer.rounds if stop_after is None else min(stop_after, trainer.rounds)
         good = trainer.snapshot()
+
+        def write(status: str, **kw) -> dict[str, Any]:
+            return trainer.write(out, status, time.perf_counter() - t0, force=force, published=ckpt.published,
+                                 extra={"checkpoints": ckpt.record()}, **kw)
+
         try:
             while trainer.epoch < last:
                 row = trainer.run_epoch()
@@ -290,9 +55,9 @@ def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None,
                     bad_epoch = row["epoch"]
                     trainer.restore(good)
                     status = f"failed: non-finite loss at epoch {bad_epoch}"
-                    where = _keep_last_good(trainer, out, force, t0, status, "retrain with a lower --lr")
+                    where = _keep_last_good(trainer, out, write, status, "retrain with a lower --lr")
                     far = trainer.data.far_rows()
-                    cause = (f"curves far outside the others, in robust units: "
+                    cause = ("curves far outside the others, in robust units: "
                              + ", ".join(f"row {r} ({d:.0f}x the median distance)" for r, d in far)
                              + "; remove or fix them" if far else
                              f"lower --lr (now {trainer.cfg.train.lr}) or check the data for extreme values")
@@ -300,22 +65,26 @@ def _fit(trainer: _Trainer, out, *, force: bool, on_epoch: EpochCallback | None,
                         f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
                         f"{cause}; {where}")
                 good = trainer.snapshot()
+                if trainer.epoch < last and ckpt.due(trainer.epoch):
+                    with ckpt.timed():
+                        write(f"running: checkpoint after round {trainer.epoch} of {trainer.rounds} (if no "
+                              "process is training it, it was stopped: resume it)", light=True)
                 if on_epoch is not None:
                     on_epoch(row)
         except KeyboardInterrupt:
             trainer.restore(good)
-            where = _keep_last_good(trainer, out, force, t0, f"interrupted after epoch {trainer.epoch}",
+            where = _keep_last_good(trainer, out, write, f"interrupted after epoch {trainer.epoch}",
                                     f"continue with `curvae train --resume {out}`")
             raise TrainingError(f"training interrupted; {where}") from None
         status = "complete" if trainer.epoch == trainer.rounds else f"stopped after epoch {trainer.epoch}"
-        return trainer.write(out, status, time.perf_counter() - t0, force=force)
+        return write(status)
 
 
-def _keep_last_good(trainer: _Trainer, out, force: bool, t0: float, status: str, fix: str) -> str:
-    """Write the run as it stood after its last good epoch; say where, and what to do next."""
+def _keep_last_good(trainer: Trainer, out, write: Callable[..., Any], status: str, fix: str) -> str:
+    """Write the run as it stood after its last good round; say where, and what to do next."""
     if trainer.epoch == 0:
         return "no epoch completed, so nothing was written"
-    trainer.write(out, status, time.perf_counter() - t0, force=force)
+    write(status)
     return f"the last good epoch ({trainer.epoch}) is kept in {str(out)!r}, nothing was exported: {fix}"
 
 
@@ -326,6 +95,7 @@ def train(
     force: bool = False,
     on_epoch: EpochCallback | None = None,
     stop_after: int | None = None,
+    checkpoints: CheckpointPolicy = CheckpointPolicy(),
 ) -> dict[str, Any]:
     """Train a VAE as ``cfg`` says and write the run folder ``out``.
 
@@ -341,6 +111,9 @@ def train(
     stop_after : int, optional
         Stop after this epoch (the schedule still plans ``cfg.train.epochs``);
         :func:`resume` continues exactly where it stopped.
+    checkpoints : CheckpointPolicy
+        When the resumable state is written while training runs (:mod:`curvae.training.checkpoints`): the
+        folder is published after the first round, so a killed process leaves a run that resumes.
 
     Returns
     -------
@@ -350,7 +123,7 @@ def train(
         good epoch, resumable.
     """
     check_can_write(out, force=force)  # fail before training, not after
-    return _fit(_Trainer(cfg), out, force=force, on_epoch=on_epoch, stop_after=stop_after)
+    return _fit(Trainer(cfg), out, force=force, on_epoch=on_epoch, stop_after=stop_after, policy=checkpoints)
 
 
 def resume(
@@ -359,8 +132,9 @@ def resume(
     out: str | os.PathLike[str] | None = None,
     on_epoch: EpochCallback | None = None,
     stop_after: int | None = None,
+    checkpoints: CheckpointPolicy = CheckpointPolicy(),
 ) -> dict[str, Any]:
-    """Continue a stopped, interrupted or failed run from its checkpoint.
+    """Continue a stopped, interrupted, failed or killed run from its last checkpoint.
 
     Model, optimiser, schedule position and noise generator are restored, so
     on CPU ``k`` epochs plus a resume equal the same run done straight.
@@ -369,12 +143,13 @@ def resume(
     from curvae.training.run import load_checkpoint
 
     ckpt = load_checkpoint(run)
-    trainer = _Trainer(ckpt.config)
+    trainer = Trainer(ckpt.config)
     if trainer.data.sha256 != ckpt.summary.get("data_sha256"):
         raise TrainingError(f"the training data differ from those of run {str(run)!r} (sha256 "
                             f"{trainer.data.sha256[:12]}… vs {str(ckpt.summary.get('data_sha256'))[:12]}…); "
                             "resume needs the same data file")
     trainer.restore(ckpt.state, ckpt.history)
+    trainer.resumed_from.append(trainer.epoch)
     if trainer.epoch >= trainer.rounds:
         raise TrainingError(f"run {str(run)!r} is already complete ({trainer.epoch} of "
                             f"{trainer.rounds} epochs); nothing to resume")
@@ -382,4 +157,4 @@ def resume(
     if out is not None:
         check_can_write(out, force=False)
     return _fit(trainer, dest, force=True, on_epoch=on_epoch, stop_after=stop_after,
-                seconds_before=float(ckpt.summary.get("seconds", 0.0)))
+                seconds_before=float(ckpt.summary.get("seconds", 0.0)), policy=checkpoints, published=out is None)

@@ -26,6 +26,9 @@ from curvae.training.model import VAE
 CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE = "config.json", "weights.pt", "checkpoint.pt"
 HISTORY_FILE, SUMMARY_FILE = "history.json", "summary.json"
 RUN_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, HISTORY_FILE, SUMMARY_FILE})
+#: What ``checkpoint.pt`` must hold, and what it may hold besides (history, time spent, resumes).
+CHECKPOINT_KEYS = frozenset({"model", "optimizer", "generator", "average", "epoch"})
+CHECKPOINT_EXTRA = frozenset({"history", "seconds", "resumed_from"})
 
 
 def write_run(
@@ -53,6 +56,32 @@ def write_run(
         write_json(tmp / SUMMARY_FILE, summary)
 
 
+def update_run(
+    out: str | os.PathLike[str],
+    *,
+    config: RunConfig,
+    weights: bytes,
+    checkpoint: dict[str, Any],
+    history: list[dict[str, Any]],
+    summary: dict[str, Any],
+) -> None:
+    """Update a run folder this run has already written, file by file, each atomically (temp file, fsync, rename).
+
+    ``checkpoint.pt`` goes first and holds everything a resume needs (history and time included), so a
+    process killed at any instant leaves a folder that resumes; ``summary.json`` goes last, so a status
+    of "complete" means the weights beside it are final. ``config.json`` does not change.
+    """
+    root = Path(out)
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    write_bytes(root / CHECKPOINT_FILE, buf.getvalue())
+    write_bytes(root / WEIGHTS_FILE, weights)
+    write_json(root / HISTORY_FILE, history)
+    write_json(root / SUMMARY_FILE, summary)
+    if not (root / CONFIG_FILE).is_file():
+        write_json(root / CONFIG_FILE, config.to_dict())
+
+
 @dataclass(frozen=True)
 class Run:
     """A loaded training run."""
@@ -73,8 +102,9 @@ def weights_bytes(model: VAE) -> bytes:
 
 def pt_byte_cap(config: RunConfig, copies: int) -> int:
     """Largest ``.pt`` file read for this run: ``copies`` float32 copies of the model's parameters
-    (1 for weights.pt; 4 for checkpoint.pt: weights, two Adam moments, the average) plus 1 MiB."""
-    return copies * 4 * config.model.n_params() + 2**20
+    (1 for weights.pt; 4 for checkpoint.pt: weights, two Adam moments, the average) plus 1 MiB (16 MiB for a
+    checkpoint, which carries the history too)."""
+    return copies * 4 * config.model.n_params() + (2**24 if copies > 1 else 2**20)
 
 
 def _safe_load(path: Path, max_bytes: int) -> Any:
@@ -138,11 +168,18 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     _check_files(root)
     config = _config(root)
     state = _safe_load(root / CHECKPOINT_FILE, pt_byte_cap(config, copies=4))
-    if not isinstance(state, dict) or set(state) != {"model", "optimizer", "generator", "average", "epoch"}:
+    if not isinstance(state, dict) or not CHECKPOINT_KEYS <= set(state) <= CHECKPOINT_KEYS | CHECKPOINT_EXTRA:
         raise RunError(f"{root / CHECKPOINT_FILE} is not a checkpoint of this curvae version (it was written "
                        "by another version, or is damaged); resume cannot continue it: retrain the run")
-    return Checkpoint(config=config, state=state, history=_read_json(root / HISTORY_FILE, list),
-                      summary=_read_json(root / SUMMARY_FILE, dict))
+    history = state.get("history")
+    if history is None:  # written before checkpoints carried their own history
+        history = _read_json(root / HISTORY_FILE, list)
+    if not isinstance(history, list) or not all(isinstance(row, dict) for row in history):
+        raise RunError(f"{root / CHECKPOINT_FILE} holds a history that is not a list of rows; retrain the run")
+    summary = _read_json(root / SUMMARY_FILE, dict)
+    if "seconds" in state:
+        summary = {**summary, "seconds": float(state["seconds"])}
+    return Checkpoint(config=config, state=state, history=history, summary=summary)
 
 
 def load_run(path: str | os.PathLike[str]) -> Run:

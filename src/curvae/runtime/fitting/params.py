@@ -3,8 +3,8 @@
 Per target, with ``u`` the head's training space (``log θ`` or ``θ``, per
 parameter, :class:`~curvae.runtime.bundle.param_head.ParamHeadRecord`):
 
-- ``J_u`` (k, D) is the head's Jacobian in ``u``, by central differences
-  (one batched call of ``params.onnx`` on ``z`` and ``z ± h·e_i``);
+- ``J_u`` (k, D) is the head's Jacobian in ``u``, by forward differences
+  (one batched call of ``params.onnx`` on ``z`` and ``z + h·e_i``);
 - ``cov_u = J_u Σ_z J_uᵀ + diag(e²)``: the fit's code covariance carried
   through the head, plus the head's own held-out error ``e`` recorded at export;
 - ``theta_cov = D cov_u D`` with ``D = diag(dθ/du)`` (θ for a log parameter, 1
@@ -57,15 +57,18 @@ class ParamHead:
             return np.where(self.log, np.exp(np.where(self.log, u, 0.0)), u)
 
     def jacobian_u(self, z: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """θ (n, k) and ``du/dz`` (n, k, D) by central differences, in one call of the graph."""
+        """θ (n, k) and ``du/dz`` (n, k, D) by forward differences, in one call of the graph on ``n·(D + 1)`` rows.
+
+        The step's truncation error (about h·|d²u/dz²|, ~1e-3 of the slope) is far below the head's own error.
+        """
         n, d = z.shape
         h = JACOBIAN_STEP
-        steps = np.concatenate([np.zeros((1, d)), h * np.eye(d), -h * np.eye(d)]).astype(np.float32)  # (2D+1, D)
+        steps = np.concatenate([np.zeros((1, d)), h * np.eye(d)]).astype(np.float32)  # (D + 1, D)
         probes = (z[:, None, :].astype(np.float32) + steps[None]).reshape(-1, d)
-        theta_all = self(probes).reshape(n, 2 * d + 1, -1)
-        u = self.to_u(theta_all)
-        jac = (u[:, 1:d + 1] - u[:, d + 1:]).transpose(0, 2, 1) / (2 * h)  # (n, k, D)
-        return theta_all[:, 0], jac
+        theta = self(probes).reshape(n, d + 1, -1)  # (n, D + 1, k)
+        u = self.to_u(theta)
+        jac = (u[:, 1:] - u[:, :1]).transpose(0, 2, 1) / h  # (n, k, D)
+        return theta[:, 0], jac
 
     def annotate(self, res: FitResult) -> FitResult:
         """``res`` with ``theta``; with its code covariance (``res.cov``) also ``theta_std``, ``theta_cov``,
@@ -76,7 +79,7 @@ class ParamHead:
         cov_z = np.asarray(res.cov, np.float64)
         finite = np.isfinite(cov_z).all(axis=(1, 2))
         safe = np.where(finite[:, None, None], cov_z, 0.0)
-        cov_u = np.einsum("nki,nij,nlj->nkl", jac, safe, jac) + np.diag(np.square(self.record.error))[None]
+        cov_u = jac @ safe @ jac.transpose(0, 2, 1) + np.diag(np.square(self.record.error))[None]
         cov_u[~finite] = np.inf
         scale = np.where(self.log, theta, 1.0)  # dθ/du
         theta_cov = cov_u * scale[:, :, None] * scale[:, None, :]
