@@ -84,17 +84,32 @@ from curvae.training.config import (
               help="Write the resumable state this often (at a round's end), so a killed run resumes; "
                    "the first round always publishes the run folder.")
 @click.option("--checkpoint-rounds", type=click.IntRange(min=1), help="Instead, after every N rounds.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Data-parallel processes on this machine (gloo on CPU, NCCL on GPUs), as torchrun would start; "
+                   "each takes a share of the steps and of the curves.")
+@click.option("--sync-every", default=TrainConfig.sync_every, show_default=True, type=click.IntRange(min=1),
+              help="With several processes: optimiser steps between averages of their weights.")
 @force_option
 def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr, lr_final, warmup_epochs, beta,
           kl_warmup_epochs, ema, adam_beta2, threads, latent_dim, hidden, depth, activation, linear_path, scaling,
-          loss, val_fraction, device, seed, out, resume_run, stop_after, checkpoint_seconds, checkpoint_rounds,
-          force) -> None:
+          loss, val_fraction, device, seed, out, resume_run, stop_after, checkpoint_seconds, checkpoint_rounds, nproc,
+          sync_every, force) -> None:
     """Train a VAE on a curve family or your own curves, or resume a run (also one that was killed)."""
     from curvae.training.checkpoints import CheckpointPolicy
     from curvae.training.config import RunConfig
     from curvae.training.loop import resume
     from curvae.training.loop import train as train_run
 
+    import os
+
+    if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:  # start the ranks; each runs this command
+        import sys
+
+        from curvae.training.launch import launch, strip_nproc
+
+        args = strip_nproc(sys.argv[1:])
+        launch(args if args and args[0] == "train" else ["train", *args], nproc)
+        return
     policy = CheckpointPolicy(seconds=checkpoint_seconds, rounds=checkpoint_rounds)
     if resume_run:
         s = resume(resume_run, out=out, on_epoch=epoch_printer(start=None), stop_after=stop_after,
@@ -115,7 +130,7 @@ def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr,
         train=TrainConfig(**{**base_train, **given(steps=steps, epochs=epochs, lr=lr, lr_final=lr_final, loss=loss),
                              "batch_size": batch_size, "warmup_epochs": warmup_epochs, "beta": beta,
                              "kl_warmup_epochs": kl_warmup_epochs, "ema": ema, "adam_beta2": adam_beta2,
-                             "threads": threads, "device": device, "seed": seed}),
+                             "threads": threads, "device": device, "seed": seed, "sync_every": sync_every}),
     )
     s = train_run(cfg, out, force=force, on_epoch=epoch_printer(stop_after), stop_after=stop_after,
                   checkpoints=policy)
@@ -132,6 +147,8 @@ def pca_line(pca: dict, model_rmse: float) -> str:
 
 
 def _print_run(out: str, s: dict) -> None:
+    if not s:  # a rank other than 0 of a multi-process run: rank 0 reports
+        return
     f = s["final"]
     fam = s.get("family") or {}
     if fam.get("grid_from_first_row"):

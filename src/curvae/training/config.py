@@ -145,6 +145,8 @@ class TrainConfig(_Config):
     threads: int = 1
     device: Device = "auto"
     seed: int = 0
+    #: With several processes (torchrun): optimiser steps between parameter averages (curvae.training.distributed).
+    sync_every: int = 64
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.steps is not None:
@@ -170,6 +172,7 @@ class TrainConfig(_Config):
             raise InputError(f"ema={self.ema!r} must be in [0, 1): it is the decay of the weight average "
                              "(0 keeps no average)")
         _positive("threads", self.threads, integer=True, zero_ok=True)
+        _positive("sync_every", self.sync_every, integer=True)
         if self.device not in DEVICES:
             raise InputError(f"device={self.device!r} must be one of {', '.join(DEVICES)}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

@@ -15,6 +15,7 @@ from curvae.core.atomic import check_can_write
 from curvae.core.errors import TrainingError
 from curvae.training.checkpoints import Checkpointer, CheckpointPolicy, run_lock
 from curvae.training.config import RunConfig
+from curvae.training.distributed import RankLostError, from_env, leave
 from curvae.training.trainer import MIN_TRAIN_CURVES, Trainer, lr_factor, resolve_device
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -39,7 +40,9 @@ def _fit(trainer: Trainer, out, *, force: bool, on_epoch: EpochCallback | None, 
     """Run rounds up to ``stop_after`` (or the end), checkpointing as ``policy`` says, then write the run; faults
     keep the last good round. ``published``: ``out`` already holds this run's checkpoint (a resume in place)."""
     ckpt = Checkpointer(policy, published=published)
-    with _intra_op_threads(trainer.cfg.train.threads), run_lock(out):
+    dist = trainer.dist
+    lock = run_lock(out) if dist.lead else contextlib.nullcontext()
+    with _intra_op_threads(trainer.cfg.train.threads), lock:
         t0 = time.perf_counter() - seconds_before
         last = trainer.rounds if stop_after is None else min(stop_after, trainer.rounds)
         good = trainer.snapshot()
@@ -65,19 +68,29 @@ def _fit(trainer: Trainer, out, *, force: bool, on_epoch: EpochCallback | None, 
                         f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
                         f"{cause}; {where}")
                 good = trainer.snapshot()
-                if trainer.epoch < last and ckpt.due(trainer.epoch):
+                due = torch.tensor([float(dist.lead and trainer.epoch < last and ckpt.due(trainer.epoch))])
+                if dist.all_sum(due).item() > 0:  # rank 0's clock decides, for every rank
                     with ckpt.timed():
                         write(f"running: checkpoint after round {trainer.epoch} of {trainer.rounds} (if no "
                               "process is training it, it was stopped: resume it)", light=True)
-                if on_epoch is not None:
+                if on_epoch is not None and dist.lead:
                     on_epoch(row)
+        except RankLostError as exc:
+            where = (f"the last checkpoint in {str(out)!r} is good" if ckpt.published else "no checkpoint was written")
+            raise TrainingError(f"{exc}; the job stops: {where}; resume with the same number of processes "
+                                f"(`curvae train --resume {out} --nproc {dist.world}`)") from None
         except KeyboardInterrupt:
+            if dist.active:  # the ranks may stand at different points: no collective now; the checkpoint holds
+                raise TrainingError(f"training interrupted; the last checkpoint in {str(out)!r} is kept: continue "
+                                    f"with `curvae train --resume {out} --nproc {dist.world}`") from None
             trainer.restore(good)
             where = _keep_last_good(trainer, out, write, f"interrupted after epoch {trainer.epoch}",
                                     f"continue with `curvae train --resume {out}`")
             raise TrainingError(f"training interrupted; {where}") from None
         status = "complete" if trainer.epoch == trainer.rounds else f"stopped after epoch {trainer.epoch}"
-        return write(status)
+        summary = write(status)
+        dist.barrier()  # no rank leaves (and tears its connections down) while rank 0 still writes
+        return summary
 
 
 def _keep_last_good(trainer: Trainer, out, write: Callable[..., Any], status: str, fix: str) -> str:
@@ -123,7 +136,12 @@ def train(
         good epoch, resumable.
     """
     check_can_write(out, force=force)  # fail before training, not after
-    return _fit(Trainer(cfg), out, force=force, on_epoch=on_epoch, stop_after=stop_after, policy=checkpoints)
+    dist = from_env(cfg.train.device)
+    try:
+        return _fit(Trainer(cfg, dist), out, force=force, on_epoch=on_epoch, stop_after=stop_after,
+                    policy=checkpoints)
+    finally:
+        leave()
 
 
 def resume(
@@ -143,7 +161,20 @@ def resume(
     from curvae.training.run import load_checkpoint
 
     ckpt = load_checkpoint(run)
-    trainer = Trainer(ckpt.config)
+    dist = from_env(ckpt.config.train.device)
+    try:
+        return _resume(run, ckpt, dist, out=out, on_epoch=on_epoch, stop_after=stop_after, checkpoints=checkpoints)
+    finally:
+        leave()
+
+
+def _resume(run, ckpt, dist, *, out, on_epoch, stop_after, checkpoints) -> dict[str, Any]:
+    ranks = len(ckpt.state.get("ranks", [None]))
+    if ranks != dist.world:
+        raise TrainingError(f"run {str(run)!r} was trained by {ranks} process{'es' if ranks > 1 else ''} and this "
+                            f"job has {dist.world}; resume it with --nproc {ranks} (or torchrun --nproc-per-node "
+                            f"{ranks})")
+    trainer = Trainer(ckpt.config, dist)
     if trainer.data.sha256 != ckpt.summary.get("data_sha256"):
         raise TrainingError(f"the training data differ from those of run {str(run)!r} (sha256 "
                             f"{trainer.data.sha256[:12]}… vs {str(ckpt.summary.get('data_sha256'))[:12]}…); "

@@ -28,7 +28,7 @@ HISTORY_FILE, SUMMARY_FILE = "history.json", "summary.json"
 RUN_FILES = frozenset({CONFIG_FILE, WEIGHTS_FILE, CHECKPOINT_FILE, HISTORY_FILE, SUMMARY_FILE})
 #: What ``checkpoint.pt`` must hold, and what it may hold besides (history, time spent, resumes).
 CHECKPOINT_KEYS = frozenset({"model", "optimizer", "generator", "average", "epoch"})
-CHECKPOINT_EXTRA = frozenset({"history", "seconds", "resumed_from"})
+CHECKPOINT_EXTRA = frozenset({"history", "seconds", "resumed_from", "ranks"})
 
 
 def write_run(

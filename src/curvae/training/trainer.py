@@ -18,10 +18,13 @@ from curvae.core.pca import PCA
 from curvae.training.adam import FlatAdam
 from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
+from curvae.training.distributed import SINGLE, Dist
 from curvae.training.model import VAE
 from curvae.training.run import update_run, weights_bytes, write_run
 from curvae.training.step import LossGradient, flatten_parameters
 
+#: Rank r of a multi-process run seeds its batches and noise with seed + r·RANK_SEED_STRIDE.
+RANK_SEED_STRIDE = 1_000_003
 #: Fewest training curves (after the held-out share) a run accepts.
 MIN_TRAIN_CURVES = 8
 
@@ -46,12 +49,15 @@ def lr_factor(step: int, *, total: int, warmup: int, final_ratio: float) -> floa
 class Trainer:
     """Everything a run needs between epochs: data, model, optimiser, noise generator, schedule."""
 
-    def __init__(self, cfg: RunConfig) -> None:
+    def __init__(self, cfg: RunConfig, dist: Dist = SINGLE) -> None:
         tc = cfg.train
+        self.dist = dist
         if tc.lr_final > tc.lr:
             raise TrainingError(f"lr_final={tc.lr_final} is above lr={tc.lr}; the schedule decays: "
                                 "pass lr_final <= lr")
         self.device = resolve_device(tc.device)
+        if dist.active and self.device.type == "cuda":
+            self.device = torch.device("cuda", dist.local_rank)
         self.data = build_dataset(cfg.data, seed=tc.seed)
         need = max(MIN_TRAIN_CURVES, cfg.model.latent_dim + 2)
         if len(self.data.train) < need:
@@ -66,7 +72,8 @@ class Trainer:
                             train=tc)
         self.cfg = cfg
         torch.manual_seed(tc.seed)
-        self.gen = torch.Generator(device=self.device).manual_seed(tc.seed)
+        # Each rank draws its own batches and noise: rank 0 from the seed itself, so one process is the plain run.
+        self.gen = torch.Generator(device=self.device).manual_seed(tc.seed + RANK_SEED_STRIDE * dist.rank)
         self.x_train = torch.from_numpy(self.data.train).to(self.device)
         self.x_val = torch.from_numpy(self.data.val).to(self.device)
         self.model = VAE(cfg.model).to(self.device)
@@ -82,9 +89,14 @@ class Trainer:
         self.average = torch.zeros_like(self.flat.data) if tc.ema else torch.zeros(0, device=self.device)
         n = self.x_train.shape[0]
         self.rounds, self.steps_per_epoch = tc.plan(n)  # an epoch, or a share of one within a step budget
+        if dist.active:  # a 1/world share of the steps on each rank, over its own rows (rank::world)
+            self.x_scaled = self.x_scaled[dist.rank::dist.world]
+            self.steps_per_epoch = -(-self.steps_per_epoch // dist.world)
+            n = n // dist.world  # every rank the same count (the smallest share), so their steps stay in step
         self.round_rows = min(n, self.steps_per_epoch * tc.batch_size)  # curves seen per round, none twice
         sizes = [min(tc.batch_size, self.round_rows - i) for i in range(0, self.round_rows, tc.batch_size)]
         self.batch_sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (steps_per_epoch,)
+        self.steps_per_epoch = len(sizes)
         total = self.rounds * self.steps_per_epoch
         # Precomputed: per-step scheduler objects cost more than the tiny model's step.
         self.lrs = [tc.lr * lr_factor(s, total=total, warmup=tc.warmup_epochs * self.steps_per_epoch,
@@ -102,17 +114,36 @@ class Trainer:
                 "optimizer": self.opt.state_dict(), "generator": self.gen.get_state().cpu().clone(),
                 "average": self.average.detach().cpu().clone(), "epoch": self.epoch}
 
+    def sync_weights(self) -> None:
+        """Average the flat parameters and the weight average over the ranks, in one all-reduce."""
+        k = self.flat.data.numel()
+        both = self.dist.average(torch.cat([self.flat.data, self.average]))
+        self.flat.data.copy_(both[:k])
+        self.average.copy_(both[k:])
+
+    def rank_states(self) -> list[dict[str, Any]]:
+        """Every rank's own optimiser and noise state, gathered (all ranks call this; tensors only)."""
+        mine = self.opt.state_dict()
+        parts = {key: self.dist.gather(value.to(self.device)) for key, value in mine.items()}
+        gens = self.dist.gather(self.gen.get_state().to(self.device))
+        return [{"optimizer": {key: parts[key][r].cpu() for key in mine}, "generator": gens[r].cpu()}
+                for r in range(self.dist.world)]
+
     def checkpoint_state(self, seconds: float) -> dict[str, Any]:
         """What ``checkpoint.pt`` holds: the snapshot, with the history, the time spent and the resumes, so that
         the one file restores the run on its own (it is replaced atomically, the other files one by one)."""
-        return {**self.snapshot(), "history": [dict(row) for row in self.history], "seconds": float(seconds),
-                "resumed_from": list(self.resumed_from)}
+        state = {**self.snapshot(), "history": [dict(row) for row in self.history], "seconds": float(seconds),
+                 "resumed_from": list(self.resumed_from)}
+        if self.dist.active:
+            state["ranks"] = self.rank_states()
+        return state
 
     def restore(self, snap: dict[str, Any], history: list[dict[str, Any]] | None = None) -> None:
         """Return to ``snap``; the history is cut to its epoch (``history`` defaults to the trainer's own)."""
         self.model.load_state_dict(snap["model"])  # copies into the views of the flat parameter
-        self.opt.load_state_dict(snap["optimizer"])
-        self.gen.set_state(snap["generator"])
+        own = snap["ranks"][self.dist.rank] if "ranks" in snap else snap
+        self.opt.load_state_dict(own["optimizer"])
+        self.gen.set_state(own["generator"])
         self.average.copy_(snap["average"])
         self.history = list((self.history if history is None else history)[:snap["epoch"]])
         self.resumed_from = list(snap.get("resumed_from", self.resumed_from))
@@ -143,6 +174,7 @@ class Trainer:
         kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
         n, bs = self.round_rows, tc.batch_size
         order = torch.randperm(self.x_scaled.shape[0], generator=gen, device=dev)[:n]
+        sync, n_steps = (tc.sync_every if self.dist.active else 0), len(self.batch_sizes)
         xs = self.x_scaled[order]  # (n, P), one gather per round
         eps_all = torch.randn(n, latent, generator=gen, device=dev)  # (n, D)
         posterior = torch.empty(n, 2 * latent, device=dev)  # (N, 2D): [μ, log σ²] as each step saw them
@@ -157,9 +189,15 @@ class Trainer:
                 if tc.ema:
                     average.lerp_(flat, keep)
                 step += 1
-            recon = float((sse * self.batch_sizes).sum()) / (2 * n)
+                if sync and (k + 1) % sync == 0 and k + 1 < n_steps:
+                    self.sync_weights()
             mu, logvar = posterior.chunk(2, dim=1)
-            kl_mean = float(0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum()) / n
+            stats = torch.stack([(sse * self.batch_sizes).sum() / (2 * n),
+                                 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum() / n])
+            if self.dist.active:  # the round ends in step: weights averaged, losses averaged over the ranks
+                self.sync_weights()
+                self.dist.average(stats)
+            recon, kl_mean = (float(v) for v in stats)
             with self.shipped_weights(steps=step):
                 mu_v, _ = self.model.posterior(self.x_val)
                 val_recon = float((self.model.decode(mu_v) - self.x_val).pow(2).sum(1).mean())
@@ -199,6 +237,7 @@ class Trainer:
             "latent_std": None if codes is None else [float(v) for v in codes.std(0)],
             "seconds": seconds,
             "device": str(self.device),
+            **({"world_size": self.dist.world, "sync_every": self.cfg.train.sync_every} if self.dist.active else {}),
             "versions": {"curvae": __version__, "torch": torch.__version__, "numpy": np.__version__},
         }
 
@@ -265,19 +304,23 @@ class Trainer:
 
     def write(self, out: str | os.PathLike[str], status: str, seconds: float, *, force: bool,
               published: bool = False, light: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write the run folder: config, weights, resume checkpoint, history, summary.
+        """Write the run folder: config, weights, resume checkpoint, history, summary (rank 0 writes; with several
+        ranks every rank must call this, and only rank 0 gets the summary back).
 
         A folder this run has not written yet is built beside ``out`` and renamed into place; one it has
         (``published``, after a checkpoint) is updated file by file, each atomically, ``checkpoint.pt`` first and
         ``summary.json`` last (:func:`curvae.training.run.update_run`). ``light`` writes a checkpoint's summary.
         """
+        state = self.checkpoint_state(seconds)  # every rank takes part (its optimiser and noise state travel)
+        if not self.dist.lead:
+            return {}
         complete = status == "complete"
         with torch.no_grad(), self.shipped_weights(), self.linear_if_better(complete) as chosen, \
                 self.standard_latent(complete):
             blob = weights_bytes(self.model)
             summary = {"run_id": hashlib.sha256(blob).hexdigest()[:16], **self.summary(status, seconds, light=light),
                        **({"selected": chosen} if chosen else {}), **(extra or {})}
-        files = dict(config=self.cfg, weights=blob, checkpoint=self.checkpoint_state(seconds), history=self.history,
+        files = dict(config=self.cfg, weights=blob, checkpoint=state, history=self.history,
                      summary=summary)
         if published:
             update_run(out, **files)
