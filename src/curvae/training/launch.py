@@ -42,6 +42,7 @@ def strip_nproc(argv: list[str]) -> list[str]:
 
 
 def _error_line(path: str) -> str:
+    """The rank's one-line error, or its last line of output."""
     with open(path, errors="replace") as fh:
         lines = [ln.strip() for ln in fh.read().splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("Error: ")]
@@ -70,6 +71,8 @@ def launch(argv: list[str], nproc: int, *, timeout_s: float | None = None) -> No
         if failed is not None:
             rank, code = failed
             why = _error_line(logs[rank].name)
+            if code < 0 and why == "it exited without a message":
+                why = f"killed by signal {-code}"
             raise TrainingError(f"rank {rank} of {nproc} failed (exit {code}): {why}")
     finally:
         for fh in logs:

@@ -231,13 +231,14 @@ class Trainer:
             "n_val": int(self.x_val.shape[0]),
             "epochs": self.rounds,
             "budget": self.cfg.train.budget_text(),
-            "steps": self.rounds * self.steps_per_epoch,
+            "steps": self.rounds * self.steps_per_epoch * self.dist.world,
             "final": {k: last.get(k) for k in ("recon", "kl", "val_recon", "val_rmse")},
             "latent_mean": None if codes is None else [float(v) for v in codes.mean(0)],
             "latent_std": None if codes is None else [float(v) for v in codes.std(0)],
             "seconds": seconds,
             "device": str(self.device),
-            **({"world_size": self.dist.world, "sync_every": self.cfg.train.sync_every} if self.dist.active else {}),
+            **({"world_size": self.dist.world, "sync_every": self.cfg.train.sync_every,
+                "steps_per_rank": self.rounds * self.steps_per_epoch} if self.dist.active else {}),
             "versions": {"curvae": __version__, "torch": torch.__version__, "numpy": np.__version__},
         }
 
