@@ -31,7 +31,7 @@ from curvae.training.config import (
 @main.command()
 @click.option("--family", default=DataConfig.family, show_default=True,
               help=f"Built-in family: {', '.join(sorted(FAMILIES))} (ignored with --data).")
-@click.option("--data", type=click.Path(dir_okay=False), help="Your own curves: .npy, .npz (key 'curves') or .csv.")
+@click.option("--data", type=click.Path(), help="Your own curves: .npy, .npz (key 'curves'), .csv or .zarr.")
 @click.option("--n-curves", default=DataConfig.n_curves, show_default=True, type=int,
               help="Curves drawn from the family.")
 @click.option("--steps", type=int,
@@ -41,6 +41,8 @@ from curvae.training.config import (
               help="seed: the worked example's plain MLPs, per-point scaling, SSE loss, 100 epochs.")
 @click.option("--header", type=click.Choice(["auto", "grid", "names", "none"]), default="auto", show_default=True,
               help="A data file's first row: auto-detect, x values (grid), column names, or a curve.")
+@click.option("--stream", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Read a .npy/.zarr data file by blocks, never whole (auto: above 256 MiB); see docs/scale.md.")
 @click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=int, help="Curves per Adam step.")
 @click.option("--lr", type=float, help=f"Peak learning rate (Adam) [default: {TrainConfig.lr:g}; seed 1e-2].")
 @click.option("--lr-final", type=float,
@@ -90,7 +92,7 @@ from curvae.training.config import (
 @click.option("--sync-every", default=TrainConfig.sync_every, show_default=True, type=click.IntRange(min=1),
               help="With several processes: optimiser steps between averages of their weights.")
 @force_option
-def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr, lr_final, warmup_epochs, beta,
+def train(family, data, n_curves, steps, epochs, preset, header, stream, batch_size, lr, lr_final, warmup_epochs, beta,
           kl_warmup_epochs, ema, adam_beta2, threads, latent_dim, hidden, depth, activation, linear_path, scaling,
           loss, val_fraction, device, seed, out, resume_run, stop_after, checkpoint_seconds, checkpoint_rounds, nproc,
           sync_every, force) -> None:
@@ -123,7 +125,8 @@ def train(family, data, n_curves, steps, epochs, preset, header, batch_size, lr,
         base_train = {k: v for k, v in base_train.items() if k != "epochs"}
     given = lambda **kw: {k: v for k, v in kw.items() if v is not None}  # noqa: E731
     cfg = RunConfig(
-        data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction, header=header),
+        data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction, header=header,
+                        stream=stream),
         model=ModelConfig(**{"latent_dim": latent_dim, "hidden": hidden, "depth": depth, **base_model,
                              **({"activation": activation} if activation != ModelConfig.activation else {}),
                              **given(linear_path=linear_path, scaling=scaling)}),

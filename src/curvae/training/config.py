@@ -56,9 +56,13 @@ class DataConfig(_Config):
     data: str | None = None
     val_fraction: float = 0.1
     header: str = "auto"  # how a data file's first row is read: auto, grid, names, none
+    #: Read a .npy/.zarr data file by blocks instead of whole (curvae.training.stream): auto (above 256 MiB), on, off.
+    stream: str = "auto"
 
     def __post_init__(self) -> None:
         _positive("n_curves", self.n_curves, integer=True)
+        if self.stream not in ("auto", "on", "off"):
+            raise InputError(f"stream={self.stream!r} must be one of auto, on, off")
         if self.header not in ("auto", "grid", "names", "none"):
             raise InputError(f"header={self.header!r} must be one of auto, grid, names, none")
         if not 0.0 < self.val_fraction < 0.5:

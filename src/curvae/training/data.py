@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from curvae.families import get_family
 from curvae.io.curves import load_curves, robust_distance
 from curvae.training.config import DataConfig
+from curvae.training.stream import BlockStream, open_stream, should_stream
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,14 @@ class Dataset:
     params_train: NDArray[np.float64] | None = None
     params_val: NDArray[np.float64] | None = None
     param_names: tuple[str, ...] = ()
+    #: A data file read by blocks (curvae.training.stream): ``train`` is then a bounded sample of its training
+    #: curves, ``val`` its held-out blocks.
+    stream: BlockStream | None = None
+
+    @property
+    def n_train(self) -> int:
+        """Training curves in all (more than ``len(train)`` when streamed)."""
+        return self.stream.n_train if self.stream is not None else len(self.train)
 
     def far_rows(self, limit: int = 3) -> list[tuple[int, float]]:
         """File rows of the curves farthest outside the others, in robust units, when they are far (> 25)."""
@@ -56,6 +65,12 @@ def build_dataset(cfg: DataConfig, *, seed: int) -> Dataset:
     Built-in families draw ``cfg.n_curves`` curves with ``seed``; a data file
     is used whole (``n_curves`` is ignored) and shuffled with ``seed``.
     """
+    if should_stream(cfg.data, cfg.stream):
+        stream, digest = open_stream(cfg.data, val_fraction=cfg.val_fraction, seed=seed)
+        family = {"name": "custom", "source": str(cfg.data), "has_grid": False, "streamed": True}
+        return Dataset(train=stream.sample(), val=stream.blocks(stream.val_blocks),
+                       grid=np.arange(stream.n_points, dtype=np.float64), family=family, sha256=digest,
+                       stream=stream)
     g = np.random.default_rng(seed)
     rows, theta, names = None, None, ()
     if cfg.data is not None:

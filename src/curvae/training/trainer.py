@@ -87,12 +87,14 @@ class Trainer:
         self.opt = FlatAdam(self.flat.data, self.flat.grad, betas=(0.9, tc.adam_beta2))
         # Running average of the weights (what is shipped), kept un-debiased as Adam keeps its moments.
         self.average = torch.zeros_like(self.flat.data) if tc.ema else torch.zeros(0, device=self.device)
-        n = self.x_train.shape[0]
+        n = self.data.n_train  # all of them, also when streamed (x_train is then a bounded sample)
         self.rounds, self.steps_per_epoch = tc.plan(n)  # an epoch, or a share of one within a step budget
         if dist.active:  # a 1/world share of the steps on each rank, over its own rows (rank::world)
             self.x_scaled = self.x_scaled[dist.rank::dist.world]
             self.steps_per_epoch = -(-self.steps_per_epoch // dist.world)
             n = n // dist.world  # every rank the same count (the smallest share), so their steps stay in step
+            if self.data.stream is not None:
+                n = min(self.data.stream.rank_rows(r, dist.world) for r in range(dist.world))
         self.round_rows = min(n, self.steps_per_epoch * tc.batch_size)  # curves seen per round, none twice
         sizes = [min(tc.batch_size, self.round_rows - i) for i in range(0, self.round_rows, tc.batch_size)]
         self.batch_sizes = torch.tensor(sizes, dtype=torch.float32, device=self.device)  # (steps_per_epoch,)
@@ -173,9 +175,13 @@ class Trainer:
         epoch = self.epoch + 1
         kl_w = tc.beta * min(1.0, epoch / tc.kl_warmup_epochs) if tc.kl_warmup_epochs else tc.beta
         n, bs = self.round_rows, tc.batch_size
-        order = torch.randperm(self.x_scaled.shape[0], generator=gen, device=dev)[:n]
         sync, n_steps = (tc.sync_every if self.dist.active else 0), len(self.batch_sizes)
-        xs = self.x_scaled[order]  # (n, P), one gather per round
+        if self.data.stream is not None:  # this round's rows, read by blocks (depends only on the round number)
+            rows = torch.from_numpy(self.data.stream.round_rows(epoch, n, self.dist.rank, self.dist.world))
+            xs = (rows.to(dev) - self.model.x_mean) / self.model.x_std
+        else:
+            order = torch.randperm(self.x_scaled.shape[0], generator=gen, device=dev)[:n]
+            xs = self.x_scaled[order]  # (n, P), one gather per round
         eps_all = torch.randn(n, latent, generator=gen, device=dev)  # (n, D)
         posterior = torch.empty(n, 2 * latent, device=dev)  # (N, 2D): [μ, log σ²] as each step saw them
         sse = torch.empty(self.steps_per_epoch, device=dev)  # (steps,): (2/B)·SSE of each batch
@@ -227,7 +233,7 @@ class Trainer:
             "family": self.data.family,
             "data_sha256": self.data.sha256,
             "grid": [float(v) for v in self.data.grid],
-            "n_train": int(self.x_train.shape[0]),
+            "n_train": int(self.data.n_train),
             "n_val": int(self.x_val.shape[0]),
             "epochs": self.rounds,
             "budget": self.cfg.train.budget_text(),

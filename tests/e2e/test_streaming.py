@@ -1,0 +1,90 @@
+"""Training from files larger than memory: a .npy or .zarr read by blocks, with bounded memory, exactly resumable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from curvae.families import get_family
+
+pytestmark = pytest.mark.slow
+ARGS = ["--stream", "on", "--hidden", "32", "--steps", "1200", "--seed", "2"]
+
+
+def train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "curvae", "train", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def summary(path: Path) -> dict:
+    return json.loads((path / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def curves_files(tmp_path_factory):
+    base = tmp_path_factory.mktemp("stream")
+    curves, _ = get_family("beta").sample(20_000, seed=9)
+    np.save(base / "c.npy", curves)
+    import zarr
+
+    z = zarr.open_array(str(base / "c.zarr"), mode="w", shape=curves.shape, chunks=(4096, 100), dtype="float32",
+                        zarr_format=2)
+    z[:] = curves
+    return base / "c.npy", base / "c.zarr"
+
+
+def test_npy_and_zarr_stream_to_the_same_run_and_resume_exactly(curves_files, tmp_path):
+    npy, zarr_path = curves_files
+    runs = {}
+    for name, path in (("npy", npy), ("zarr", zarr_path)):
+        r = train("--data", str(path), *ARGS, "--out", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        runs[name] = summary(tmp_path / name)
+    assert runs["npy"]["run_id"] == runs["zarr"]["run_id"] and runs["npy"]["family"]["streamed"] is True
+    assert runs["npy"]["n_train"] + runs["npy"]["n_val"] == 20_000 and runs["npy"]["n_val"] == 2048
+    out = tmp_path / "stopped"
+    assert train("--data", str(npy), *ARGS, "--stop-after", "7", "--out", str(out)).returncode == 0
+    assert train("--resume", str(out)).returncode == 0
+    assert summary(out)["run_id"] == runs["npy"]["run_id"]
+
+
+def test_a_bad_value_deep_in_a_streamed_file_is_named_before_training(tmp_path):
+    curves, _ = get_family("beta").sample(5_000, seed=1)
+    curves[4321, 17] = np.nan
+    np.save(tmp_path / "bad.npy", curves)
+    r = train("--data", str(tmp_path / "bad.npy"), *ARGS, "--out", str(tmp_path / "run"))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "curves in bad.npy[4321, 17] = nan is not finite" in r.stderr, r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def _peak_rss_mib(args: list[str]) -> float:
+    p = subprocess.Popen([sys.executable, "-m", "curvae", "train", *args], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    assert p.returncode == 0, p.stderr.read().decode()
+    return usage.ru_maxrss / 1024
+
+
+def test_peak_memory_does_not_grow_with_the_file(tmp_path):
+    """1.2 million curves (480 MB) against 12,000 (4.8 MB): the same peak RSS within 64 MiB."""
+    small, big = tmp_path / "small.npy", tmp_path / "big.npy"
+    block, _ = get_family("beta").sample(12_000, seed=3)
+    np.save(small, block)
+    mm = np.lib.format.open_memmap(big, mode="w+", dtype=np.float32, shape=(100 * len(block), 100))
+    for i in range(100):
+        mm[i * len(block):(i + 1) * len(block)] = block
+    mm.flush()
+    del mm
+    args = [*ARGS, "--steps", "600"]
+    grow = _peak_rss_mib(["--data", str(big), *args, "--out", str(tmp_path / "b")]) - \
+        _peak_rss_mib(["--data", str(small), *args, "--out", str(tmp_path / "s")])
+    assert grow <= 64, f"peak RSS grew by {grow:.0f} MiB for a 100x larger file"
+    assert summary(tmp_path / "b")["n_train"] + summary(tmp_path / "b")["n_val"] == 1_200_000
