@@ -143,9 +143,10 @@ class CurveModel(Portable):
     def param_head(self) -> ParamHead | None:
         """The bundle's parameter head (``params.onnx``, z → θ), or None when it has none."""
         if self._head is not None and self._param_head is None:
-            args, info = self._session_args, self.manifest
+            info = self.manifest
+            # One thread: the head is tiny, and a pool of its own would spin beside the decoder's between calls.
             self._param_head = ParamHead(make_session(
-                self._head, ["CPUExecutionProvider"], threads=args.get("threads"), name="params", opset=info.opset,
+                self._head, ["CPUExecutionProvider"], threads=1, name="params", opset=info.opset,
                 ir_version=info.ir_version), info.params)
         return self._param_head
 

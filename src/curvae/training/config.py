@@ -131,8 +131,12 @@ class TrainConfig(_Config):
     the faster second-moment estimate keeps early steps at lr 1e-2 stable.
     ``threads`` is torch's intra-op thread count while training (0: one per
     core); it is part of the run's config because the thread count can change
-    the floating-point summation order, so a resume uses the same one. Why
-    the defaults are what they are: ``docs/training-recipe.md``.
+    the floating-point summation order, so a resume uses the same one.
+    ``sync_every`` matters only with several processes (torchrun, ``--nproc``):
+    each rank takes a 1/world share of the steps, and the ranks average their
+    weights every ``sync_every`` steps and at each round's end
+    (:mod:`curvae.training.distributed`). Why the defaults are what they are:
+    ``docs/training-recipe.md``.
     """
 
     epochs: int | None = None

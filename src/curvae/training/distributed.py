@@ -6,8 +6,8 @@ the training curves (rows ``rank::world``) and takes its own optimiser steps, a
 end of each round, the ranks average their flat parameter buffer and the weight
 average in one all-reduce (local SGD, as torch's ``PostLocalSGDOptimizer`` with
 a ``PeriodicModelAverager``; Adam's moments stay local). Syncing every step
-cannot pay here: an all-reduce of the default network's 53k floats costs about
-seven batch-32 steps (``benchmarks/bench_ddp.py``). Rank 0 writes the
+cannot pay here: an all-reduce of the default network's weights costs two to
+seven batch-32 steps (``benchmarks/bench_train_scale.py``, ``docs/scale.md``). Rank 0 writes the
 checkpoints and the run folder; the other ranks' optimiser and noise states
 travel to it by all-gather (tensors only, never pickles).
 
