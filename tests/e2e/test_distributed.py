@@ -132,6 +132,6 @@ def test_a_non_finite_loss_stops_every_rank(tmp_path):
 
 
 def _port() -> int:
-    from curvae.training.launch import free_port
+    from curvae.training.parallel.launch import free_port
 
     return free_port()

@@ -97,17 +97,17 @@ def train(family, data, n_curves, steps, epochs, preset, header, stream, batch_s
           loss, val_fraction, device, seed, out, resume_run, stop_after, checkpoint_seconds, checkpoint_rounds, nproc,
           sync_every, force) -> None:
     """Train a VAE on a curve family or your own curves, or resume a run (also one that was killed)."""
+    import os
+
     from curvae.training.checkpoints import CheckpointPolicy
     from curvae.training.config import RunConfig
     from curvae.training.loop import resume
     from curvae.training.loop import train as train_run
 
-    import os
-
     if nproc > 1 and int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:  # start the ranks; each runs this command
         import sys
 
-        from curvae.training.launch import launch, strip_nproc
+        from curvae.training.parallel.launch import launch, strip_nproc
 
         args = strip_nproc(sys.argv[1:])
         launch(args if args and args[0] == "train" else ["train", *args], nproc)

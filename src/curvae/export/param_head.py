@@ -33,7 +33,12 @@ from curvae.export.graphs import EXPORT_BATCH, export_graph
 from curvae.export.parity import ROUNDING_DRAWS, _rounding_perturbed
 from curvae.export.variants import default_fit
 from curvae.runtime.bundle.format import FORMAT_VERSION, sha256_bytes
-from curvae.runtime.bundle.param_head import PARAMS_FILE, PARAMS_INPUTS, PARAMS_OUTPUTS, ParamHeadRecord
+from curvae.runtime.bundle.param_head import (
+    PARAMS_FILE,
+    PARAMS_INPUTS,
+    PARAMS_OUTPUTS,
+    ParamHeadRecord,
+)
 from curvae.runtime.bundle.records import GraphInfo
 from curvae.runtime.engine.session import make_session
 

@@ -19,8 +19,8 @@ from curvae.io.chunks import (
     encode_chunk,
     fit_chunk,
     fit_columns_for,
-    param_names_for,
     one_seed,
+    param_names_for,
 )
 from curvae.io.curves import CurveSource
 from curvae.io.stores import (

@@ -28,8 +28,8 @@ from curvae.io.chunks import (
     encode_chunk,
     fit_chunk,
     fit_columns_for,
-    param_names_for,
     one_seed,
+    param_names_for,
 )
 from curvae.io.files import check_chunk
 from curvae.io.stores import (

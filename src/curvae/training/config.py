@@ -135,7 +135,7 @@ class TrainConfig(_Config):
     ``sync_every`` matters only with several processes (torchrun, ``--nproc``):
     each rank takes a 1/world share of the steps, and the ranks average their
     weights every ``sync_every`` steps and at each round's end
-    (:mod:`curvae.training.distributed`). Why the defaults are what they are:
+    (:mod:`curvae.training.parallel.distributed`). Why the defaults are what they are:
     ``docs/training-recipe.md``.
     """
 
@@ -153,7 +153,7 @@ class TrainConfig(_Config):
     threads: int = 1
     device: Device = "auto"
     seed: int = 0
-    #: With several processes (torchrun): optimiser steps between parameter averages (curvae.training.distributed).
+    #: With several processes (torchrun): optimiser steps between parameter averages (curvae.training.parallel.distributed).
     sync_every: int = 64
 
     def __post_init__(self) -> None:

@@ -15,7 +15,7 @@ from curvae.core.atomic import check_can_write
 from curvae.core.errors import TrainingError
 from curvae.training.checkpoints import Checkpointer, CheckpointPolicy, run_lock
 from curvae.training.config import RunConfig
-from curvae.training.distributed import RankLostError, from_env, leave
+from curvae.training.parallel.distributed import RankLostError, from_env, leave
 from curvae.training.trainer import MIN_TRAIN_CURVES, Trainer, lr_factor, resolve_device
 
 EpochCallback = Callable[[dict[str, Any]], None]

@@ -18,8 +18,8 @@ from curvae.core.pca import PCA
 from curvae.training.adam import FlatAdam
 from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
-from curvae.training.distributed import SINGLE, Dist
 from curvae.training.model import VAE
+from curvae.training.parallel.distributed import SINGLE, Dist
 from curvae.training.run import update_run, weights_bytes, write_run
 from curvae.training.step import LossGradient, flatten_parameters
 
