@@ -44,7 +44,7 @@ def test_train_export_encode_decode_sample_fit(tmp_path, beta_targets):
 
     res = invoke("export", run, "--out", model)
     assert "parity passed on batches [1, 2, 7, 1000]" in res.output
-    assert {p.name for p in model.iterdir()} == {"manifest.json", "encoder.onnx", "decoder.onnx"}
+    assert {p.name for p in model.iterdir()} == {"manifest.json", "encoder.onnx", "decoder.onnx", "params.onnx"}
 
     res = invoke("check", model, "--run", run)
     assert "sha256, opsets and run ids OK" in res.output and "onnx.checker full check passed" in res.output

@@ -31,7 +31,7 @@ def test_report_files_are_real_pngs_and_numbers_match_the_runtime(bundle_dir, be
     np.save(tmp_path / "targets.npy", beta_targets)
     numbers = build_report(bundle_dir, tmp_path / "report", targets=tmp_path / "targets.npy", n_codes=500)
     out = tmp_path / "report"
-    assert {p.name for p in out.iterdir()} == REPORT_FILES
+    assert {p.name for p in out.iterdir()} == REPORT_FILES - {"params.png"}  # targets from a file: no known θ
     for png in out.glob("*.png"):
         w, h = png_size(png)
         assert 400 <= w <= 2500 and 250 <= h <= 2500, (png.name, w, h)
@@ -43,9 +43,25 @@ def test_report_files_are_real_pngs_and_numbers_match_the_runtime(bundle_dir, be
     assert saved["fit"]["residual_p90"] == pytest.approx(float(np.percentile(fit.residual, 90)), rel=1e-9)
     assert saved["fit"]["n_targets"] == 64
     page = (out / "index.html").read_text()
-    for name in REPORT_FILES - {"index.html", "report.json"}:
+    for name in REPORT_FILES - {"index.html", "report.json", "params.png"}:
         assert f'src="{name}"' in page
     assert f"{saved['fit']['residual_median']:.4f}" in page
+
+
+def test_report_of_fresh_family_curves_shows_the_recovered_parameters(bundle_dir, tmp_path):
+    """Fresh Beta curves with noise, fitted with σ given: true against recovered parameters, and their coverage."""
+    numbers = build_report(bundle_dir, tmp_path / "report", n_codes=300, n_targets=300)
+    out = tmp_path / "report"
+    assert {p.name for p in out.iterdir()} == REPORT_FILES
+    w, _ = png_size(out / "params.png")
+    assert w >= 600
+    p = numbers["params"]
+    assert set(p) == {"sigma", "alpha", "beta"} and p["sigma"] > 0
+    for name in ("alpha", "beta"):  # a tiny test model: the default recipe's calibration is tests/parity's
+        assert p[name]["n"] == 300 and 0.5 <= p[name]["coverage95"] <= 1.0, p
+        assert p[name]["rel_error_median"] < 0.1, p
+    page = (out / "index.html").read_text()
+    assert "parameter alpha: relative error median / p90; 95% interval coverage" in page
 
 
 def test_report_from_a_run_folder_through_the_cli(run_dir, tmp_path):

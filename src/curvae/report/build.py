@@ -20,7 +20,8 @@ from curvae.runtime.fitting.engine import FitResult
 from curvae.runtime.fitting.observations import Observations, on_model_grid
 from curvae.runtime.model import CurveModel
 
-#: Every file of a report on a 2-D model of a built-in family whose bundle records held-out residuals.
+#: Every file of a report on a 2-D model of a built-in family whose bundle records held-out residuals and has a
+#: parameter head, fitting fresh family curves (targets from a file have no known parameters: no params.png).
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
                           "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
                           "worst_fits.png", "fit_bands.png", "latent_ellipses.png", "calibration.png", "ood.png",
