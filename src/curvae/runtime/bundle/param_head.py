@@ -44,8 +44,8 @@ class ParamHeadRecord:
         The range of the training parameters (the head extrapolates outside it).
     error : tuple of k float
         The error of the head on the held-out curves in ``u``, from their fitted
-        codes (the model's and the head's own error together): the 95% quantile
-        of its absolute value over 1.96, so that ±1.96 of it holds 95% of them.
+        codes (the model's and the head's own error together): the 68.27%
+        quantile of its absolute value, σ for a Gaussian error.
     rel_error_median, rel_error_p90 : tuple of k float
         ``|θ̂ − θ| / |θ|`` on the held-out curves.
     hidden : int
