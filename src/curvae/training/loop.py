@@ -68,7 +68,8 @@ def _fit(trainer: Trainer, out, *, force: bool, on_epoch: EpochCallback | None, 
                         f"loss became non-finite at epoch {bad_epoch} (recon={row['recon']}, kl={row['kl']}); "
                         f"{cause}; {where}")
                 good = trainer.snapshot()
-                due = torch.tensor([float(dist.lead and trainer.epoch < last and ckpt.due(trainer.epoch))])
+                due = torch.tensor([float(dist.lead and trainer.epoch < last and ckpt.due(trainer.epoch))],
+                                   device=trainer.device)  # NCCL reduces device tensors only
                 if dist.all_sum(due).item() > 0:  # rank 0's clock decides, for every rank
                     with ckpt.timed():
                         write(f"running: checkpoint after round {trainer.epoch} of {trainer.rounds} (if no "
@@ -81,6 +82,8 @@ def _fit(trainer: Trainer, out, *, force: bool, on_epoch: EpochCallback | None, 
                                 f"(`curvae train --resume {out} --nproc {dist.world}`)") from None
         except KeyboardInterrupt:
             if dist.active:  # the ranks may stand at different points: no collective now; the checkpoint holds
+                if not ckpt.published:
+                    raise TrainingError("training interrupted before its first checkpoint; nothing was written")
                 raise TrainingError(f"training interrupted; the last checkpoint in {str(out)!r} is kept: continue "
                                     f"with `curvae train --resume {out} --nproc {dist.world}`") from None
             trainer.restore(good)
