@@ -72,7 +72,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(reference, tmp_path, 
 
 def test_a_second_trainer_on_a_running_run_is_refused(tmp_path):
     out = tmp_path / "run"
-    p = curvae("train", *ARGS, "--out", str(out))
+    long = [a if a != "4000" else "400000" for a in ARGS]  # still running when the second trainer starts
+    p = curvae("train", *long, "--out", str(out))
     try:
         t = time.monotonic()
         while not (out / "summary.json").exists():
