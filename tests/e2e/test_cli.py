@@ -161,6 +161,12 @@ def test_demo_writes_its_outputs_and_summary(tmp_path):
     assert (out / "report" / "index.html").is_file()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["fit"]["n_targets"] == 40 and summary["parity"]["max_abs"] <= 1e-5
+    assert "params     alpha, beta of each target from its fit" in res.output and set(summary["params"]) == {"alpha",
+                                                                                                            "beta"}
+    with np.load(out / "fit.npz", allow_pickle=False) as f:  # the parameters, against the targets' true ones
+        rel = np.abs(f["theta"] - f["theta_true"]) / f["theta_true"]
+        np.testing.assert_allclose(np.median(rel, axis=0), [summary["params"]["alpha"], summary["params"]["beta"]])
+        assert list(f["param_names"]) == ["alpha", "beta"]
     one_line_error(invoke("demo", "--out", out, "--epochs", "1", ok=False), "already exists")
 
 

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from curvae.core.atomic import atomic_dir, save_npy, save_npz, write_json
 from curvae.families import get_family
 from curvae.runtime.model import CurveModel
@@ -39,7 +41,7 @@ def run_demo(
         model = CurveModel.load(tmp / "model")
 
         family = get_family(config.data.family)
-        targets, _ = family.sample(n_targets, seed=seed + 10_000)  # fresh: never seen in training
+        targets, theta = family.sample(n_targets, seed=seed + 10_000)  # fresh: never seen in training
         codes = model.encode(targets)
         samples = model.sample(8, seed=seed)
         tf = time.perf_counter()
@@ -47,8 +49,11 @@ def run_demo(
         t_fit = time.perf_counter() - tf
         save_npy(tmp / "targets.npy", targets)
         save_npy(tmp / "samples.npy", samples)
+        extra = {} if fit.theta is None else {"theta": fit.theta, "theta_lo": fit.theta_lo, "theta_hi": fit.theta_hi,
+                                              "theta_true": theta,
+                                              "param_names": np.array(model.manifest.params.names)}
         save_npz(tmp / "fit.npz", z=fit.z, residual=fit.residual, success=fit.success, nfev=fit.nfev,
-                 x_hat=fit.x_hat)
+                 x_hat=fit.x_hat, **extra)
         summary = {
             "train": {"seconds": t_train, "epochs": run_summary["epochs"],
                       "budget": run_summary.get("budget", f"{run_summary['epochs']} epochs"), **run_summary["final"]},
@@ -58,6 +63,9 @@ def run_demo(
             "fit": {"n_targets": n_targets, "method": "lm", "seconds": t_fit,
                     "ms_per_target": 1e3 * t_fit / n_targets, **fit.summary()},
             "providers": model.providers["decoder"][0],
+            "params": None if fit.theta is None else {
+                name: float(np.median(np.abs(fit.theta[:, j] - theta[:, j]) / np.abs(theta[:, j])))
+                for j, name in enumerate(model.manifest.params.names)},
         }
         summary["report"] = _report(tmp)
         summary["seconds"] = time.perf_counter() - t0
@@ -87,6 +95,14 @@ curvae demo: Beta log-PDFs, written to {out}/
   export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g}; float32 noise {p['float32_noise']:.1e})
   latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
   fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
-             residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}
+             residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}{_params_line(s)}
   total      {s['seconds']:.1f}s on {s['providers']}
   report     {report}"""
+
+
+def _params_line(s: dict[str, Any]) -> str:
+    p = s.get("params")
+    if not p:
+        return ""
+    return (f"\n  params     {', '.join(p)} of each target from its fit (params.onnx): median relative error "
+            + ", ".join(f"{v:.2%}" for v in p.values()))
