@@ -1,7 +1,7 @@
 """Checkpoints that survive SIGKILL, and the lock that keeps two processes off one run folder.
 
 A run publishes its folder after its first round, then rewrites ``checkpoint.pt``
-(and the files beside it, each atomically: :func:`curvae.training.run.update_run`)
+(and the files beside it, each atomically: :func:`curvae.training.run.write_run`)
 every :data:`DEFAULT_CHECKPOINT_SECONDS` seconds of training, at the end of a round.
 A process killed at any instant (an out-of-memory killer, a preempted machine, a
 scheduler's hard limit) leaves a folder that ``curvae train --resume`` continues

@@ -39,47 +39,34 @@ def write_run(
     checkpoint: dict[str, Any],
     history: list[dict[str, Any]],
     summary: dict[str, Any],
-    force: bool,
+    force: bool = False,
+    in_place: bool = False,
 ) -> None:
-    """Write a whole run folder atomically (a hidden sibling folder, then one rename).
+    """Write a run folder. ``weights`` are the bytes of :func:`weights_bytes`; ``checkpoint`` is the resume state
+    :func:`load_checkpoint` reads back.
 
-    ``weights`` are the bytes of :func:`weights_bytes`; ``checkpoint`` is the
-    resume state :func:`load_checkpoint` reads back.
+    A new folder is built in a hidden sibling and renamed into place (``force`` replaces an existing one).
+    ``in_place`` updates a folder this run has already written, file by file, each atomically (temporary
+    file, fsync, rename): ``checkpoint.pt`` first, which holds everything a resume needs (history and time
+    included), so a process killed at any instant leaves a folder that resumes; ``summary.json`` last, so a
+    status of "complete" means the weights beside it are final.
     """
     buf = io.BytesIO()
     torch.save(checkpoint, buf)
+    files = [(CHECKPOINT_FILE, buf.getvalue()), (WEIGHTS_FILE, weights), (HISTORY_FILE, history),
+             (SUMMARY_FILE, summary)]
+
+    def put(root: Path) -> None:
+        for name, data in files:
+            write_bytes(root / name, data) if isinstance(data, bytes) else write_json(root / name, data)
+        if not (root / CONFIG_FILE).is_file():
+            write_json(root / CONFIG_FILE, config.to_dict())
+
+    if in_place:
+        put(Path(out))
+        return
     with atomic_dir(out, force=force) as tmp:
-        write_json(tmp / CONFIG_FILE, config.to_dict())
-        write_bytes(tmp / WEIGHTS_FILE, weights)
-        write_bytes(tmp / CHECKPOINT_FILE, buf.getvalue())
-        write_json(tmp / HISTORY_FILE, history)
-        write_json(tmp / SUMMARY_FILE, summary)
-
-
-def update_run(
-    out: str | os.PathLike[str],
-    *,
-    config: RunConfig,
-    weights: bytes,
-    checkpoint: dict[str, Any],
-    history: list[dict[str, Any]],
-    summary: dict[str, Any],
-) -> None:
-    """Update a run folder this run has already written, file by file, each atomically (temp file, fsync, rename).
-
-    ``checkpoint.pt`` goes first and holds everything a resume needs (history and time included), so a
-    process killed at any instant leaves a folder that resumes; ``summary.json`` goes last, so a status
-    of "complete" means the weights beside it are final. ``config.json`` does not change.
-    """
-    root = Path(out)
-    buf = io.BytesIO()
-    torch.save(checkpoint, buf)
-    write_bytes(root / CHECKPOINT_FILE, buf.getvalue())
-    write_bytes(root / WEIGHTS_FILE, weights)
-    write_json(root / HISTORY_FILE, history)
-    write_json(root / SUMMARY_FILE, summary)
-    if not (root / CONFIG_FILE).is_file():
-        write_json(root / CONFIG_FILE, config.to_dict())
+        put(tmp)
 
 
 @dataclass(frozen=True)

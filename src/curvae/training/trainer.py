@@ -20,7 +20,7 @@ from curvae.training.config import ModelConfig, RunConfig
 from curvae.training.data import build_dataset
 from curvae.training.model import VAE
 from curvae.training.parallel.distributed import SINGLE, Dist
-from curvae.training.run import update_run, weights_bytes, write_run
+from curvae.training.run import weights_bytes, write_run
 from curvae.training.step import LossGradient, flatten_parameters
 
 #: Rank r of a multi-process run seeds its batches and noise with seed + r·RANK_SEED_STRIDE.
@@ -316,7 +316,7 @@ class Trainer:
 
         A folder this run has not written yet is built beside ``out`` and renamed into place; one it has
         (``published``, after a checkpoint) is updated file by file, each atomically, ``checkpoint.pt`` first and
-        ``summary.json`` last (:func:`curvae.training.run.update_run`). ``light`` writes a checkpoint's summary.
+        ``summary.json`` last (:func:`curvae.training.run.write_run`, ``in_place``). ``light`` writes a checkpoint's summary.
         """
         state = self.checkpoint_state(seconds)  # every rank takes part (its optimiser and noise state travel)
         if not self.dist.lead:
@@ -329,10 +329,7 @@ class Trainer:
                        **({"selected": chosen} if chosen else {}), **(extra or {})}
         files = dict(config=self.cfg, weights=blob, checkpoint=state, history=self.history,
                      summary=summary)
-        if published:
-            update_run(out, **files)
-        else:
-            write_run(out, **files, force=force)
+        write_run(out, **files, force=force, in_place=published)
         return summary
 
 
