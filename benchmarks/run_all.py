@@ -3,7 +3,7 @@
     make bench            # or: python benchmarks/run_all.py
 
 Each figure is measured side by side with its baseline in the same run;
-results land in benchmarks/results/{train,fit,runtime,memory,scale,families,summary}.json, and the
+results land in benchmarks/results/{train,fit,runtime,memory,scale,families,params,train_scale,summary}.json, and the
 tables in docs/performance.md and docs/families.md are rewritten from them.
 """
 
@@ -18,10 +18,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_families  # noqa: E402
 import bench_fit  # noqa: E402
 import bench_memory  # noqa: E402
+import bench_params  # noqa: E402
 import bench_runtime  # noqa: E402
 import bench_scale  # noqa: E402
 import bench_small_calls  # noqa: E402
 import bench_train  # noqa: E402
+import bench_train_scale  # noqa: E402
 import write_docs  # noqa: E402
 from common import RESULTS, save, table  # noqa: E402
 
@@ -41,6 +43,8 @@ def main(example_epochs: int, scale_rows: int) -> str:
     for row in families["families"]:
         print(f"{row['name']}: " + "; ".join(f"{label} {'met' if good else 'MISSED'}"
                                               for label, good in bench_families.verdicts(row)))
+    bench_params.main()  # results/params.json: docs/parameters.md
+    bench_train_scale.main()  # results/train_scale.json: docs/scale.md, "Training at scale"
     return summarise()
 
 
