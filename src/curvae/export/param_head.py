@@ -38,6 +38,7 @@ from curvae.runtime.bundle.param_head import (
     PARAMS_INPUTS,
     PARAMS_OUTPUTS,
     ParamHeadRecord,
+    to_u,
 )
 from curvae.runtime.bundle.records import GraphInfo
 from curvae.runtime.engine.session import make_session
@@ -99,12 +100,6 @@ class ParamHeadNet(torch.nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         u = self.net(z) * self.scale + self.shift
         return u * (1.0 - self.mask) + torch.exp(u * self.mask) * self.mask
-
-
-def to_u(theta: np.ndarray, transforms: tuple[str, ...]) -> np.ndarray:
-    """θ (n, k) in the head's training space: log where the transform says so."""
-    mask = np.array([t == "log" for t in transforms])
-    return np.where(mask, np.log(np.where(mask, theta, 1.0)), theta)
 
 
 def train_head(z: np.ndarray, theta: np.ndarray, transforms: tuple[str, ...], *, hidden: int = HEAD_HIDDEN,

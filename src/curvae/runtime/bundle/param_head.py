@@ -24,6 +24,14 @@ PARAMS_OUTPUTS = ("theta",)
 TRANSFORMS = ("identity", "log")
 
 
+def to_u(theta: np.ndarray, transforms: tuple[str, ...]) -> np.ndarray:
+    """θ (..., k) in the head's space ``u``: ``log θ`` where the transform is ``"log"`` (NaN or -inf for θ <= 0),
+    ``θ`` elsewhere. The exporter trains and checks the head in it; the runtime's intervals are Gaussian in it."""
+    mask = np.array([t == "log" for t in transforms])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(mask, np.log(np.where(mask, theta, 1.0)), theta)
+
+
 def _floats(values: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 

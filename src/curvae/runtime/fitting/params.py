@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from curvae.runtime.bundle.param_head import ParamHeadRecord
+from curvae.runtime.bundle.param_head import ParamHeadRecord, to_u
 from curvae.runtime.fitting.engine import FitResult
 
 #: Step of the central differences, in units of the (standardised) latent code.
@@ -49,8 +49,7 @@ class ParamHead:
         return self.session.run(None, {"z": z})[0].astype(np.float64)
 
     def to_u(self, theta: NDArray[np.float64]) -> NDArray[np.float64]:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.log, np.log(np.where(self.log, theta, 1.0)), theta)
+        return to_u(theta, self.record.transforms)
 
     def from_u(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
         with np.errstate(over="ignore"):
