@@ -100,7 +100,8 @@ def export_bundle(
     enc_bytes, dec_bytes, ir_version = _graphs(encoder, decoder, n_points=n_points, latent_dim=latent_dim,
                                                family=family, run_id=run_id, opset=config.opset)
     ref_enc, ref_dec = reference if reference is not None else (encoder, decoder)
-    rows, parity = _parity_gate(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, config=config)
+    rows, parity = _parity_gate(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, config=config,
+                                exported=None if reference is None else (encoder, decoder))
     files, records = _variants(variants or {}, enc_bytes, dec_bytes, decoder, latent_dim=latent_dim,
                                targets=fit_targets, seed=config.seed, int8_scheme=config.int8_scheme)
     residuals = None if fit_targets is None else _fit_residuals(enc_bytes, dec_bytes, fit_targets)
@@ -156,10 +157,10 @@ def _graphs(encoder, decoder, *, n_points: int, latent_dim: int, family: dict[st
 
 
 def _parity_gate(ref_enc, ref_dec, enc_bytes: bytes, dec_bytes: bytes, *, latent_dim: int,
-                 config: ExportConfig) -> tuple[list[ParityRow], ParityRecord]:
+                 config: ExportConfig, exported=None) -> tuple[list[ParityRow], ParityRecord]:
     """Run parity; refuse (nothing written yet) when any element is over the tolerance."""
     rows = run_parity(ref_enc, ref_dec, enc_bytes, dec_bytes, latent_dim=latent_dim, seed=config.seed,
-                      atol=config.atol, rtol=config.rtol)
+                      atol=config.atol, rtol=config.rtol, exported=exported)
     parity = summarise(rows, atol=config.atol, rtol=config.rtol)
     if not parity.passed:
         worst = max((r for r in rows if not r.passed), key=lambda r: r.max_abs)

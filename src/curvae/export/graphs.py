@@ -26,7 +26,10 @@ NATIVE_OPSET = 18
 #: made an input optional). A graph made only of these ops is valid, unchanged, at any
 #: opset from the largest floor among its ops up to 18; ``onnx.checker`` confirms it.
 OP_FLOORS = {"Gemm": 7, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Relu": 6, "Sigmoid": 6, "Tanh": 6,
-             "Elu": 6, "Exp": 6, "Cast": 6, "Identity": 1}
+             "Elu": 6, "Exp": 6, "Cast": 6, "Identity": 1, "Clip": 6}
+#: Ops whose signature changed below the native opset: restamping rewrites them (``Clip`` took its bounds as
+#: attributes before opset 11, as inputs since; the arithmetic is the same).
+REWRITTEN_BELOW = {"Clip": 11}
 
 
 @contextlib.contextmanager
@@ -107,9 +110,41 @@ def restamp_opset(proto: onnx.ModelProto, opset: int) -> None:
     if unknown or too_new:
         raise ExportError(f"--opset {opset}: the graph uses {unknown + too_new}, which curvae cannot write below "
                           f"opset {NATIVE_OPSET}; export with --opset {NATIVE_OPSET} or higher")
+    if opset < REWRITTEN_BELOW["Clip"]:
+        _clip_bounds_as_attributes(proto)
     for imp in proto.opset_import:
         if imp.domain in ("", "ai.onnx"):
             imp.version = opset
+
+
+def _clip_bounds_as_attributes(proto: onnx.ModelProto) -> None:
+    """Rewrite opset-11+ ``Clip(x, min, max)`` nodes, whose bounds are constants, into opset-6 ``Clip(x)`` with
+    ``min``/``max`` attributes; constants left unused are dropped."""
+    from onnx import helper, numpy_helper
+
+    g = proto.graph
+    consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in g.node
+                   if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    for node in g.node:
+        if node.op_type != "Clip" or len(node.input) == 1:
+            continue
+        bounds = {}
+        for name, value in zip(("min", "max"), list(node.input)[1:]):
+            if value:
+                if value not in consts or consts[value].size != 1:
+                    raise ExportError(f"Clip node {node.name!r} has a bound that is not a constant; export with "
+                                      f"--opset {REWRITTEN_BELOW['Clip']} or higher")
+                bounds[name] = float(consts[value].reshape(()))
+        new = helper.make_node("Clip", [node.input[0]], list(node.output), name=node.name, **bounds)
+        node.CopyFrom(new)
+    used = {i for n in g.node for i in n.input}
+    keep = [i for i in g.initializer if i.name in used]
+    del g.initializer[:]
+    g.initializer.extend(keep)
+    nodes = [n for n in g.node if not (n.op_type == "Constant" and n.output[0] not in used)]
+    del g.node[:]
+    g.node.extend(nodes)
 
 
 def lint_graph(proto: onnx.ModelProto) -> None:

@@ -28,6 +28,16 @@ from curvae.training.config import ModelConfig
 
 ACTIVATION_LAYERS = {"relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
 
+#: Largest log σ² an encoder returns. ``exp(½·logvar)`` overflows float32 near 177 (and ``inf·0`` is NaN even with
+#: eps = 0), so an unbounded head gave NaN codes for curves far from the data. At 10, σ ≤ e⁵ ≈ 148 prior
+#: standard deviations, and ``σ·eps`` stays finite even in float16. Trained posteriors sit far below it.
+LOGVAR_MAX = 10.0
+
+
+def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    """``min(logvar, LOGVAR_MAX)``: exact below the bound, the bound above it (a ``Clip`` in the graphs)."""
+    return torch.clamp(logvar, max=LOGVAR_MAX)
+
 
 def _mlp(n_in: int, hidden: int, depth: int, n_out: int, activation: str) -> nn.Sequential:
     layers: list[nn.Module] = []
@@ -130,7 +140,7 @@ class VAE(nn.Module):
         if self.linear_path:
             h = h + self.encoder_linear(xs)
         mu, logvar = h.chunk(2, dim=1)
-        return mu, logvar
+        return mu, clamp_logvar(logvar)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(B, D) codes → (B, P) raw curves."""
@@ -178,10 +188,15 @@ def _folded_linear(layer: nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -
 
 
 class FoldedEncoder(nn.Module):
-    """``EncoderGraph`` with the input standardisation folded into the first layer.
+    """``EncoderGraph`` with the input scale folded into the first layer.
 
-    ``W·((x − m)/s) + b = (W/s)·x + (b − W·(m/s))``: one Gemm instead of a
-    Sub, a Div and a Gemm. Folded in float64, then cast to float32.
+    ``W·((x − m)/s) + b = (W/s)·(x − m) + b``: a Sub and a Gemm instead of a
+    Sub, a Div and a Gemm. Folded in float64, then cast to float32. The
+    centring stays a Sub of its own: folding it too, into the bias
+    ``b − W·(m/s)``, would make every output the difference of two large
+    sums when curves vary little on a large level, and lose up to 100× the
+    float32 precision of the unfolded model there (a Sub costs ``P`` flops
+    a row beside the Gemm's ``2·P·H``).
 
     The last layer is written as two heads, one for μ and one for log σ²,
     instead of one layer whose output is split: the graph then needs no
@@ -194,8 +209,9 @@ class FoldedEncoder(nn.Module):
         layers = list(vae.encoder)
         first = layers[0]
         w, b = first.weight.double(), first.bias.double()
-        m, s = vae.x_mean.double(), vae.x_std.double()
-        layers[0] = _folded_linear(first, w / s, b - w @ (m / s))
+        s = vae.x_std.double()
+        layers[0] = _folded_linear(first, w / s, b)
+        self.register_buffer("centre", vae.x_mean.detach().clone().float())  # (P,)
         last = layers.pop()
         d = last.out_features // 2
         self.net = nn.Sequential(*layers)
@@ -205,15 +221,17 @@ class FoldedEncoder(nn.Module):
         if self.linear:  # the affine path, folded the same way, as two heads of its own
             lin = vae.encoder_linear
             lw, lb = lin.weight.double(), lin.bias.double()
-            folded = _folded_linear(lin, lw / s, lb - lw @ (m / s))
+            folded = _folded_linear(lin, lw / s, lb)
             self.mu_linear = _head(folded, slice(0, d))
             self.logvar_linear = _head(folded, slice(d, 2 * d))
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor):
+        x = x - self.centre  # (B, P)
         h = self.net(x)
         mu, logvar = self.mu_head(h), self.logvar_head(h)
         if self.linear:
             mu, logvar = mu + self.mu_linear(x), logvar + self.logvar_linear(x)
+        logvar = clamp_logvar(logvar)
         return mu + torch.exp(0.5 * logvar) * eps, mu, logvar
 
 

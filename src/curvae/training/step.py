@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from curvae.training.model import VAE
+from curvae.training.model import LOGVAR_MAX, VAE, clamp_logvar
 
 _aten = torch.ops.aten
 
@@ -149,7 +149,10 @@ class LossGradient:
         enc_lin, dec_lin = self.encoder_linear, self.decoder_linear
         if enc_lin is not None:
             o.addmm_(xs, enc_lin.weight.t()).add_(enc_lin.bias)
-        mu, logvar = o[:, :d], o[:, d:]
+        mu, raw_logvar = o[:, :d], o[:, d:]
+        inside = raw_logvar <= LOGVAR_MAX  # (B, D): the clamp's derivative is 1 below the bound, 0 above
+        logvar = clamp_logvar(raw_logvar)
+        o[:, d:] = logvar
         sd = torch.exp(logvar * 0.5)
         z = torch.addcmul(mu, sd, eps)
         y, dec_saved, dec_last = self.decoder.forward(z)
@@ -170,7 +173,7 @@ class LossGradient:
             g_z.addmm_(g_y, dec_lin.weight)
         c = beta / n
         g_mu = torch.add(g_z, mu, alpha=c)
-        g_logvar = (g_z * eps).mul_(sd).add_(sd * sd, alpha=c).sub_(c).mul_(0.5)
+        g_logvar = (g_z * eps).mul_(sd).add_(sd * sd, alpha=c).sub_(c).mul_(0.5).mul_(inside)
         g_o = torch.cat((g_mu, g_logvar), 1)
         self.encoder.backward(g_o, enc_saved, enc_last, input_grad=False)
         if enc_lin is not None:
