@@ -1,6 +1,6 @@
 """The documented import order holds: every arrow between curvae's packages points down the pipeline.
 
-    core  <-  families  <-  runtime  <-  io  <-  export  <-  training  <-  apps  <-  cli  <-  __main__
+    core  <-  families  <-  runtime  <-  io  <-  export  <-  training  <-  recipe  <-  apps  <-  cli  <-  __main__
                          \\-  report (runtime, io, families only)  <-/
                          \\-  scale (runtime and io only: Dask)  <----/
 
@@ -30,8 +30,9 @@ ALLOWED = {
     "training": {"core", "families", "runtime", "io", "export", "training"},
     "report": {"core", "families", "runtime", "io", "report"},
     "scale": {"core", "runtime", "io", "scale"},
-    "apps": {"core", "families", "runtime", "io", "export", "training", "report", "scale", "apps"},
-    "cli": {"core", "families", "runtime", "io", "export", "training", "report", "scale", "apps", "cli"},
+    "recipe": {"core", "families", "runtime", "io", "export", "training", "recipe"},
+    "apps": {"core", "families", "runtime", "io", "export", "training", "recipe", "report", "scale", "apps"},
+    "cli": {"core", "families", "runtime", "io", "export", "training", "recipe", "report", "scale", "apps", "cli"},
     "__main__": {"cli"},
 }
 

@@ -15,6 +15,7 @@ from curvae.export.config import (  # the defaults and choices below: torch-free
     ExportConfig,
 )
 from curvae.families import FAMILIES
+from curvae.recipe.config import DEFAULT_BUDGET_SECONDS, PRESETS
 from curvae.training.checkpoints import DEFAULT_CHECKPOINT_SECONDS  # torch-free
 from curvae.training.config import (
     ACTIVATIONS,
@@ -37,13 +38,19 @@ from curvae.training.config import (
 @click.option("--steps", type=int,
               help=f"Optimiser steps, whatever the data size [default: {DEFAULT_STEPS:,}].")
 @click.option("--epochs", type=int, help="Passes over the curves instead of a step budget.")
-@click.option("--preset", type=click.Choice(["default", "seed"]), default="default", show_default=True,
-              help="seed: the worked example's plain MLPs, per-point scaling, SSE loss, 100 epochs.")
+@click.option("--preset", type=click.Choice(PRESETS), default="auto", show_default=True,
+              help="auto: choose the network from the data (capacity search on the held-out split, within "
+                   "--budget); fast: one depth-1 ReLU network, the recipe before the search; seed: the worked "
+                   "example's plain MLPs, per-point scaling, SSE loss, 100 epochs. --depth, --hidden or "
+                   "--activation also fix the network.")
+@click.option("--budget", type=click.FloatRange(min=0, min_open=True), default=DEFAULT_BUDGET_SECONDS,
+              show_default=True, help="Seconds the capacity search may spend training (--preset auto).")
 @click.option("--header", type=click.Choice(["auto", "grid", "names", "none"]), default="auto", show_default=True,
               help="A data file's first row: auto-detect, x values (grid), column names, or a curve.")
 @click.option("--stream", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Read a .npy/.zarr data file by blocks, never whole (auto: above 256 MiB); see docs/scale.md.")
-@click.option("--batch-size", default=TrainConfig.batch_size, show_default=True, type=int, help="Curves per Adam step.")
+@click.option("--batch-size", type=int, help=f"Curves per Adam step [default: {TrainConfig.batch_size}; the capacity "
+                                             "search gives each candidate its own].")
 @click.option("--lr", type=float, help=f"Peak learning rate (Adam) [default: {TrainConfig.lr:g}; seed 1e-2].")
 @click.option("--lr-final", type=float,
               help=f"Learning rate at the last step [default: {TrainConfig.lr_final:g}; seed 5e-5].")
@@ -60,11 +67,11 @@ from curvae.training.config import (
 @click.option("--threads", default=TrainConfig.threads, show_default=True, type=int,
               help="torch threads while training on CPU (0: one per core).")
 @click.option("--latent-dim", default=ModelConfig.latent_dim, show_default=True, type=int, help="Size of the code z.")
-@click.option("--hidden", default=ModelConfig.hidden, show_default=True, type=int, help="Width of each hidden layer.")
-@click.option("--depth", default=ModelConfig.depth, show_default=True, type=int,
-              help="Hidden layers in encoder and decoder.")
-@click.option("--activation", default=ModelConfig.activation, show_default=True, type=click.Choice(ACTIVATIONS),
-              help="Hidden-layer activation.")
+@click.option("--hidden", type=int, help=f"Width of each hidden layer [default: {ModelConfig.hidden}, or searched].")
+@click.option("--depth", type=int, help=f"Hidden layers in encoder and decoder [default: {ModelConfig.depth}, or "
+                                        "searched].")
+@click.option("--activation", type=click.Choice(ACTIVATIONS),
+              help=f"Hidden-layer activation [default: {ModelConfig.activation}, or searched].")
 @click.option("--linear-path/--no-linear-path", default=None,
               help="An affine path started at PCA beside each MLP [default: on; seed: off].")
 @click.option("--scaling", type=click.Choice(["global", "per-point"]),
@@ -92,7 +99,7 @@ from curvae.training.config import (
 @click.option("--sync-every", default=TrainConfig.sync_every, show_default=True, type=click.IntRange(min=1),
               help="With several processes: optimiser steps between averages of their weights.")
 @force_option
-def train(family, data, n_curves, steps, epochs, preset, header, stream, batch_size, lr, lr_final, warmup_epochs, beta,
+def train(family, data, n_curves, steps, epochs, preset, budget, header, stream, batch_size, lr, lr_final, warmup_epochs, beta,
           kl_warmup_epochs, ema, adam_beta2, threads, latent_dim, hidden, depth, activation, linear_path, scaling,
           loss, val_fraction, device, seed, out, resume_run, stop_after, checkpoint_seconds, checkpoint_rounds, nproc,
           sync_every, force) -> None:
@@ -127,17 +134,41 @@ def train(family, data, n_curves, steps, epochs, preset, header, stream, batch_s
     cfg = RunConfig(
         data=DataConfig(family=family, n_curves=n_curves, data=data, val_fraction=val_fraction, header=header,
                         stream=stream),
-        model=ModelConfig(**{"latent_dim": latent_dim, "hidden": hidden, "depth": depth, **base_model,
-                             **({"activation": activation} if activation != ModelConfig.activation else {}),
-                             **given(linear_path=linear_path, scaling=scaling)}),
+        model=ModelConfig(**{"latent_dim": latent_dim, **base_model,
+                             **given(hidden=hidden, depth=depth, activation=activation, linear_path=linear_path,
+                                     scaling=scaling)}),
         train=TrainConfig(**{**base_train, **given(steps=steps, epochs=epochs, lr=lr, lr_final=lr_final, loss=loss),
-                             "batch_size": batch_size, "warmup_epochs": warmup_epochs, "beta": beta,
+                             **given(batch_size=batch_size), "warmup_epochs": warmup_epochs, "beta": beta,
                              "kl_warmup_epochs": kl_warmup_epochs, "ema": ema, "adam_beta2": adam_beta2,
                              "threads": threads, "device": device, "seed": seed, "sync_every": sync_every}),
     )
-    s = train_run(cfg, out, force=force, on_epoch=epoch_printer(stop_after), stop_after=stop_after,
-                  checkpoints=policy)
+    pinned = preset != "auto" or any(v is not None for v in (hidden, depth, activation)) or stop_after is not None
+    if pinned or int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        s = train_run(cfg, out, force=force, on_epoch=epoch_printer(stop_after), stop_after=stop_after,
+                      checkpoints=policy)
+    else:
+        from curvae.recipe.capacity import train_searched
+        from curvae.recipe.config import SearchConfig
+
+        s = train_searched(cfg, out, search=SearchConfig(budget_seconds=budget), batch_size=batch_size,
+                           force=force, **search_printer())
     _print_run(out, s)
+
+
+def search_printer() -> dict:
+    """``on_candidate`` and ``on_epoch`` for the capacity search: a progress bar per candidate, its label
+    naming the candidate and the search's budget."""
+    state: dict = {}
+
+    def on_candidate(c: dict) -> None:
+        state["label"] = (f"candidate {c['index']}/{c['of']} {c['name']}: {c['network']}; search budget "
+                          f"{c['budget_seconds']:g} s, {c['spent']:.0f} s spent")
+        state["printer"] = epoch_printer()
+
+    def on_epoch(row: dict) -> None:
+        state["printer"]({**row, "budget": f"{row.get('budget')}; {state['label']}"})
+
+    return {"on_candidate": on_candidate, "on_epoch": on_epoch}
 
 
 def pca_line(pca: dict, model_rmse: float) -> str:
@@ -168,6 +199,12 @@ def _print_run(out: str, s: dict) -> None:
     pca = s.get("pca")
     if pca:
         click.echo(pca_line(pca, f["val_rmse"]))
+    cap = s.get("capacity")
+    if cap:
+        tried = ", ".join(f"{c['name']} {c['held_out_fit_median']:.4g}" for c in cap["candidates"]
+                          if "held_out_fit_median" in c)
+        click.echo(f"network: {cap['chosen']} ({cap['network']}), chosen by held-out fit residual median ({tried}) "
+                   f"in {cap['seconds']:.1f}s of a {cap['budget_seconds']:g}s budget")
 
 
 @main.command()

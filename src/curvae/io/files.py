@@ -248,6 +248,7 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "producer": m.producer,
         "training": {"epochs": m.training.epochs, "n_train": m.training.n_train, "final": m.training.final,
                      "seconds": m.training.seconds, "device": m.training.device},
+        "network": network_summary(m.training.config.get("model") or {}, m.training.capacity),
         "parity": {"atol": m.parity.atol, "max_abs": m.parity.max_abs, "max_rel": m.parity.max_rel,
                    "passed": m.parity.passed, "providers": list(m.parity.providers)},
         "variants": {k: {"max_abs_x_hat": v.max_abs["x_hat"], "budget": v.budget,
@@ -266,6 +267,21 @@ def describe(model: CurveModel) -> dict[str, Any]:
         "running_on": {g: p[0] for g, p in model.providers.items()},
         "nodes_executed_by": placement_summary(model.placement()),
     }
+
+
+def network_summary(model: dict[str, Any], capacity: dict[str, Any]) -> str:
+    """``depth 3 × 256 silu + affine path, chosen by the capacity search (...)``, from the manifest's training
+    record; "unknown" for a bundle whose manifest does not say."""
+    if not model:
+        return "unknown"
+    text = (f"depth {model.get('depth')} × {model.get('hidden')} {model.get('activation')}"
+            + (" + affine path" if model.get("linear_path") else ""))
+    if not capacity:
+        return f"{text}, as given"
+    scores = ", ".join(f"{c['name']} {c['held_out_fit_median']:.4g}" for c in capacity.get("candidates", ())
+                       if isinstance(c, dict) and "held_out_fit_median" in c)
+    return (f"{text}: {capacity.get('chosen')}, chosen by the capacity search on held-out fit residual median "
+            f"({scores}) in {capacity.get('seconds')} s of a {capacity.get('budget_seconds')} s budget")
 
 
 def placement_summary(placement: dict[str, dict[str, list[str]]]) -> dict[str, str]:

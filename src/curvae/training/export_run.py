@@ -48,7 +48,7 @@ def export_run(
                        f"`curvae train --resume {run}` before exporting")
     training = TrainingRecord.from_dict({
         **{k: s.get(k) for k in ("epochs", "n_train", "n_val", "final", "seconds", "device", "latent_mean",
-                                 "latent_std")},
+                                 "latent_std", "capacity")},
         "config": r.config.to_dict(),
         "history": [{k: row[k] for k in ("epoch", "recon", "kl", "val_recon", "lr")} for row in r.history],
     })

@@ -131,12 +131,16 @@ class TrainingRecord:
     latent_std: tuple[float, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)  # the run's RunConfig, as written in config.json
     history: tuple[dict[str, Any], ...] = ()  # one row per epoch: epoch, recon, kl, val_recon, lr
+    #: The capacity search that chose the network (budget, seconds, chosen, per-candidate scores); {} when the
+    #: network was given (``curvae.recipe.capacity``).
+    capacity: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"epochs": self.epochs, "n_train": self.n_train, "n_val": self.n_val, "final": dict(self.final),
                 "seconds": self.seconds, "device": self.device, "latent_mean": list(self.latent_mean),
                 "latent_std": list(self.latent_std), "config": dict(self.config),
-                "history": [dict(r) for r in self.history]}
+                "history": [dict(r) for r in self.history], **({"capacity": dict(self.capacity)} if self.capacity
+                                                                 else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainingRecord:
@@ -147,7 +151,8 @@ class TrainingRecord:
                    final={str(k): v for k, v in (d.get("final") or {}).items()}, seconds=opt("seconds", float),
                    device=opt("device", str), latent_mean=_floats(d.get("latent_mean")),
                    latent_std=_floats(d.get("latent_std")), config=dict(d.get("config") or {}),
-                   history=tuple(dict(r) for r in d.get("history") or ()))
+                   history=tuple(dict(r) for r in d.get("history") or ()),
+                   capacity=dict(d["capacity"]) if isinstance(d.get("capacity"), dict) else {})
 
 
 @dataclass(frozen=True)
