@@ -11,6 +11,8 @@ import numpy as np
 
 from curvae.core.atomic import atomic_dir, save_npy, save_npz, write_json
 from curvae.families import get_family
+from curvae.recipe.capacity import CandidateCallback, train_searched
+from curvae.recipe.config import DEMO_BUDGET_SECONDS, SearchConfig
 from curvae.runtime.model import CurveModel
 from curvae.training.config import RunConfig
 from curvae.training.export_run import export_run
@@ -24,9 +26,13 @@ def run_demo(
     seed: int = 0,
     force: bool = False,
     config: RunConfig = RunConfig(),
+    search: SearchConfig | None = SearchConfig(budget_seconds=DEMO_BUDGET_SECONDS),
     on_epoch: EpochCallback | None = None,
+    on_candidate: CandidateCallback | None = None,
 ) -> dict[str, Any]:
     """Run the whole pipeline into ``out`` and return its summary.
+
+    The network is chosen by the capacity search within ``search`` (None trains ``config``'s network alone).
 
     ``out`` receives ``run/``, ``model/`` (the bundle), ``samples.npy``,
     ``targets.npy``, ``fit.npz``, ``summary.json`` and, when matplotlib is
@@ -35,7 +41,11 @@ def run_demo(
     t0 = time.perf_counter()
     with atomic_dir(out, force=force) as tmp:
         tmp = Path(tmp)
-        run_summary = train(config, tmp / "run", on_epoch=on_epoch)
+        if search is None:
+            run_summary = train(config, tmp / "run", on_epoch=on_epoch)
+        else:
+            run_summary = train_searched(config, tmp / "run", search=search, on_epoch=on_epoch,
+                                         on_candidate=on_candidate)
         t_train = time.perf_counter() - t0
         exported = export_run(tmp / "run", tmp / "model")
         model = CurveModel.load(tmp / "model")
@@ -56,7 +66,8 @@ def run_demo(
                  x_hat=fit.x_hat, **extra)
         summary = {
             "train": {"seconds": t_train, "epochs": run_summary["epochs"],
-                      "budget": run_summary.get("budget", f"{run_summary['epochs']} epochs"), **run_summary["final"]},
+                      "budget": run_summary.get("budget", f"{run_summary['epochs']} epochs"), **run_summary["final"],
+                      "network": _network_line(run_summary)},
             "parity": {k: getattr(exported.manifest.parity, k) for k in ("max_abs", "max_rel", "atol",
                                                                          "float32_noise")},
             "latent": {"mean": [float(v) for v in codes.mean(0)], "std": [float(v) for v in codes.std(0)]},
@@ -92,12 +103,23 @@ def format_summary(s: dict[str, Any], out: str) -> str:
     return f"""
 curvae demo: Beta log-PDFs, written to {out}/
   training   {t.get('budget', str(t['epochs']) + ' epochs')} in {t['seconds']:.1f}s: recon {t['recon']:.4f}, KL {t['kl']:.3f}, held-out SSE {t['val_recon']:.4f}
+  network    {t.get('network', '')}
   export     parity max abs {p['max_abs']:.2e}, max rel {p['max_rel']:.2e} (atol {p['atol']:g}; float32 noise {p['float32_noise']:.1e})
   latent     mean {', '.join(f'{v:+.3f}' for v in lat['mean'])}; std {', '.join(f'{v:.3f}' for v in lat['std'])}
   fit        {f['n_targets']} fresh targets in {f['seconds']:.2f}s ({f['ms_per_target']:.2f} ms each), {100 * f['success_rate']:.1f}% converged
              residual median {f['residual_median']:.4f}, p90 {f['residual_p90']:.4f}{_params_line(s)}
   total      {s['seconds']:.1f}s on {s['providers']}
   report     {report}"""
+
+
+def _network_line(run_summary: dict[str, Any]) -> str:
+    cap = run_summary.get("capacity")
+    if not cap:
+        return "as given"
+    tried = ", ".join(f"{c['name']} {c['held_out_fit_median']:.4f}" for c in cap["candidates"]
+                      if "held_out_fit_median" in c)
+    return (f"{cap['chosen']} ({cap['network']}), by held-out fit residual ({tried}); search {cap['seconds']:.1f}s "
+            f"of a {cap['budget_seconds']:g}s budget")
 
 
 def _params_line(s: dict[str, Any]) -> str:

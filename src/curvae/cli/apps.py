@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from curvae.cli.common import (
-    epoch_printer,
     force_option,
     main,
+    search_printer,
 )
+from curvae.recipe.config import DEMO_BUDGET_SECONDS
 from curvae.training.config import (
     TrainConfig,
 )
@@ -60,13 +61,17 @@ def explore(model, port, host, allow_hosts, web) -> None:
               help="Fresh Beta curves to fit.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1), help="Override the default recipe's epochs.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seeds the training run and the fresh targets.")
+@click.option("--budget", default=DEMO_BUDGET_SECONDS, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds the capacity search may spend training.")
 @force_option
-def demo(out, n_targets, epochs, seed, force) -> None:
-    """Run the worked example: train on Beta, export with parity, encode, sample, fit."""
+def demo(out, n_targets, epochs, seed, budget, force) -> None:
+    """Run the worked example: train on Beta (the network chosen by the capacity search), export with parity,
+    encode, sample, fit."""
     from curvae.apps.demo import format_summary, run_demo
+    from curvae.recipe.config import SearchConfig
     from curvae.training.config import RunConfig
 
     tc = TrainConfig(seed=seed) if epochs is None else TrainConfig(seed=seed, epochs=epochs)
     s = run_demo(out, n_targets=n_targets, seed=seed, force=force, config=RunConfig(train=tc),
-                 on_epoch=epoch_printer())
+                 search=SearchConfig(budget_seconds=budget), **search_printer())
     click.echo(format_summary(s, out))

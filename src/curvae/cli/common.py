@@ -129,6 +129,22 @@ def epoch_printer(total: int | None = None, start: int | None = 0):
     return on_epoch
 
 
+def search_printer() -> dict:
+    """``on_candidate`` and ``on_epoch`` for the capacity search: a progress bar per candidate, its label
+    naming the candidate and the search's budget."""
+    state: dict = {}
+
+    def on_candidate(c: dict) -> None:
+        state["label"] = (f"candidate {c['index']}/{c['of']} {c['name']}: {c['network']}; search budget "
+                          f"{c['budget_seconds']:g} s, {c['spent']:.0f} s spent")
+        state["printer"] = epoch_printer()
+
+    def on_epoch(row: dict) -> None:
+        state["printer"]({**row, "budget": f"{row.get('budget')}; {state['label']}"})
+
+    return {"on_candidate": on_candidate, "on_epoch": on_epoch}
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="curvae")
 def main() -> None:

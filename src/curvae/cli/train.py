@@ -8,6 +8,7 @@ from curvae.cli.common import (
     epoch_printer,
     force_option,
     main,
+    search_printer,
 )
 from curvae.export.config import (  # the defaults and choices below: torch-free
     DEFAULT_BUDGETS,
@@ -153,22 +154,6 @@ def train(family, data, n_curves, steps, epochs, preset, budget, header, stream,
         s = train_searched(cfg, out, search=SearchConfig(budget_seconds=budget), batch_size=batch_size,
                            force=force, **search_printer())
     _print_run(out, s)
-
-
-def search_printer() -> dict:
-    """``on_candidate`` and ``on_epoch`` for the capacity search: a progress bar per candidate, its label
-    naming the candidate and the search's budget."""
-    state: dict = {}
-
-    def on_candidate(c: dict) -> None:
-        state["label"] = (f"candidate {c['index']}/{c['of']} {c['name']}: {c['network']}; search budget "
-                          f"{c['budget_seconds']:g} s, {c['spent']:.0f} s spent")
-        state["printer"] = epoch_printer()
-
-    def on_epoch(row: dict) -> None:
-        state["printer"]({**row, "budget": f"{row.get('budget')}; {state['label']}"})
-
-    return {"on_candidate": on_candidate, "on_epoch": on_epoch}
 
 
 def pca_line(pca: dict, model_rmse: float) -> str:

@@ -25,6 +25,9 @@ NETWORKS: dict[str, dict[str, Any]] = {
 BATCH_SIZES: dict[str, int] = {"fast": 32, "deep2": 32, "deep3": 128}
 #: Wall-clock seconds the search may spend on training, when no --budget is given.
 DEFAULT_BUDGET_SECONDS = 60.0
+#: The demo's budget: on Beta log-PDFs the two smaller candidates fit in it, which keeps `make demo` under 45 s on
+#: 2 cores (the third gains nothing there: docs/training-recipe.md).
+DEMO_BUDGET_SECONDS = 30.0
 #: A bigger candidate must lower the held-out fit residual by this share to be kept, and to grow further.
 DEFAULT_MIN_GAIN = 0.05
 #: Held-out curves each candidate is scored on (the first ones of the held-out split).
