@@ -117,3 +117,22 @@ def test_bundles_without_the_residual_record_report_the_flag_unavailable():
     assert fit.ood is None and fit.ood_threshold is None
     assert fit.ood_reason[0].startswith("unavailable: the bundle records no held-out fit residuals")
     assert fit.z_std.shape == (3, 2)  # the covariance does not need the record
+
+
+@pytest.mark.parametrize("sigma", [None, 0.05])
+def test_default_band_carries_the_recorded_model_error(bundle_dir, sigma):
+    """The true-curve band's half-width² is the z band's plus the model's own per-point error², as recorded.
+
+    Only the slow calibration test would otherwise see a band that leaves the model's own error out.
+    """
+    from curvae.families import get_family
+
+    m = CurveModel.load(bundle_dir)
+    emu = m.manifest.fit_residuals.emulator_var()  # (P,)
+    assert emu is not None and np.all(emu > 0)
+    targets, _ = get_family("beta").sample(20, seed=8)
+    fit = m.fit(targets, sigma=sigma)
+    half = (fit.band_hi.astype(np.float64) - fit.band_lo) / 4.0  # (n, P): the ±2σ band's σ
+    half_z = (fit.band_z_hi.astype(np.float64) - fit.band_z_lo) / 4.0
+    np.testing.assert_allclose(half**2 - half_z**2, np.broadcast_to(emu, half.shape), rtol=2e-3,
+                               atol=1e-6 * float(emu.max()))
