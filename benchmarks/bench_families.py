@@ -154,14 +154,13 @@ def verdicts(row: dict) -> list[tuple[str, bool]]:
     out = []
     floor = row.get("float32_floor", 0.0)
     for d, r in row["curvae"].items():
-        out.append((f"≤ PCA d={d}", r["residual_median"] <= r["pca_same_d"] + floor))
+        out.append((f"d={d} ≤ PCA", r["residual_median"] <= r["pca_same_d"] + floor))
         fast = row["fast"].get(d, row["fast"].get(str(d)))
         if fast is not None:
-            out.append(("≤ fast", r["residual_median"] <= fast["residual_median"] + floor))
-    if row["k"] is not None:
-        r = row["curvae"].get(row["k"], row["curvae"].get(str(row["k"])))
-        out.append(("median ≤ 0.4%", r["share_median"] <= 0.004))
-        out.append(("p90 ≤ 1.5%", r["share_p90"] <= 0.015))
+            out.append((f"d={d} ≤ fast", r["residual_median"] <= fast["residual_median"] + floor))
+        if row["k"] is not None and str(d) == str(row["k"]):
+            out.append((f"d={d} median ≤ 0.4%", r["share_median"] <= 0.004))
+            out.append((f"d={d} p90 ≤ 1.5%", r["share_p90"] <= 0.015))
     return out
 
 
@@ -199,8 +198,8 @@ def write_doc(payload: dict) -> None:
                 f"{r['fit_us_per_target']:.0f} ({f.get('fit_us_per_target', float('nan')):.0f}) | "
                 + " | ".join(_fmt(row["pca"].get(str(p), row["pca"].get(p))) for p in sizes)
                 + f" | {_fmt(r['residual_median'])} | {r['pca_components_worth']} | "
-                + "; ".join(f"{label}: {'met' if ok else 'MISSED'}" for label, ok in checks if f"d={d}" in label
-                            or "d=" not in label) + " |")
+                + "; ".join(f"{label.split(' ', 1)[1]}: {'met' if ok else 'MISSED'}" for label, ok in checks
+                            if label.startswith(f"d={d} ")) + " |")
     lines += [
         "",
         "What the rows say:",

@@ -31,6 +31,7 @@ ALLOWED = {
     "report": {"core", "families", "runtime", "io", "report"},
     "scale": {"core", "runtime", "io", "scale"},
     "recipe": {"core", "families", "runtime", "io", "export", "training", "recipe"},
+    "sklearn": {"core", "families", "runtime", "io", "export", "training", "recipe", "sklearn"},
     "apps": {"core", "families", "runtime", "io", "export", "training", "recipe", "report", "scale", "apps"},
     "cli": {"core", "families", "runtime", "io", "export", "training", "recipe", "report", "scale", "apps", "cli"},
     "__main__": {"cli"},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import io
 import logging
 import warnings
@@ -65,18 +67,24 @@ def export_graph(
         One self-contained graph (no external data), metadata set, checked
         by ``onnx.checker`` and free of random ops.
     """
-    batch = torch.export.Dim("batch")
-    dynamic = {name: {0: batch} for name in input_names}
     module = module.eval().cpu()
-    try:
-        with _quiet(), torch.no_grad():
-            program = torch.onnx.export(module, example, input_names=list(input_names),
-                                        output_names=list(output_names), dynamic_shapes=dynamic,
-                                        dynamo=True, external_data=False,
-                                        opset_version=max(opset, NATIVE_OPSET), verbose=False)
-    except Exception as exc:
-        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {first_line(exc)})") from None
-    proto = program.model_proto
+    key = structure_key(module, example, input_names, output_names, max(opset, NATIVE_OPSET))
+    proto = _from_template(key, module)
+    if proto is None:
+        # Traced with distinct random weights, so that no weight is folded or merged with an equal one (a zero
+        # head, two equal biases): every state tensor stays an initializer of its own name, to be swapped.
+        template = _trace(_with_random_state(module), example, input_names, output_names,
+                          max(opset, NATIVE_OPSET))
+        proto = None
+        if _remember(key, template, module):
+            proto = _from_template(key, module)
+            if not _agrees(proto, module, example, input_names):
+                # A constant derived from the state (folded by the exporter) would keep the random values:
+                # this structure is traced every time instead.
+                _TEMPLATES.pop(key, None)
+                proto = None
+        if proto is None:
+            proto = _trace(module, example, input_names, output_names, max(opset, NATIVE_OPSET))
     if opset < NATIVE_OPSET:
         restamp_opset(proto, opset)
     proto.ir_version = min_ir_version(opset)
@@ -93,6 +101,111 @@ def export_graph(
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"exported graph fails onnx.checker ({first_line(exc)})") from None
+    return proto
+
+
+def _trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...], input_names: tuple[str, ...],
+           output_names: tuple[str, ...], opset: int) -> onnx.ModelProto:
+    """torch's exporter, with a dynamic batch dimension: the slow path (about a second per graph)."""
+    batch = torch.export.Dim("batch")
+    dynamic = {name: {0: batch} for name in input_names}
+    try:
+        with _quiet(), torch.no_grad():
+            program = torch.onnx.export(module, example, input_names=list(input_names),
+                                        output_names=list(output_names), dynamic_shapes=dynamic,
+                                        dynamo=True, external_data=False, opset_version=opset, verbose=False)
+    except Exception as exc:
+        raise ExportError(f"torch.onnx.export failed ({type(exc).__name__}: {first_line(exc)})") from None
+    return program.model_proto
+
+
+#: Traced graphs by structure, as serialised templates whose weight initializers are swapped for each new module
+#: of the same structure (a capacity search, a grid search and the test suite export many such modules).
+#: Tracing costs ~95% of a small export; the swap is exact, and the parity gate still compares every graph
+#: with torch.
+_TEMPLATES: dict[tuple, bytes] = {}
+TEMPLATE_CACHE_SIZE = 32
+
+
+def structure_key(module: torch.nn.Module, example: tuple[torch.Tensor, ...], input_names: tuple[str, ...],
+                  output_names: tuple[str, ...], opset: int) -> tuple:
+    """What fixes a traced graph apart from the weights: every submodule's class, forward code and plain
+    attributes, the names, shapes and dtypes of the state, the inputs' shapes past the batch, names and opset."""
+    parts = []
+    for name, m in module.named_modules():
+        fwd = getattr(type(m).forward, "__code__", None)
+        attrs = []
+        for k, v in sorted(vars(m).items()):
+            if k.startswith("_") or k == "training" or isinstance(v, torch.nn.Module):
+                continue
+            attrs.append((k, hashlib.sha256(v.detach().cpu().numpy().tobytes()).hexdigest()
+                          if isinstance(v, torch.Tensor) else repr(v)))
+        parts.append((name, type(m).__module__, type(m).__qualname__,
+                      None if fwd is None else (fwd.co_code, repr(fwd.co_consts), fwd.co_names), tuple(attrs)))
+    state = tuple((k, tuple(v.shape), str(v.dtype)) for k, v in module.state_dict().items())
+    shapes = tuple((tuple(t.shape[1:]), str(t.dtype)) for t in example)
+    return (tuple(parts), state, shapes, tuple(input_names), tuple(output_names), opset)
+
+
+def _with_random_state(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose floating-point state tensors hold distinct random values."""
+    out = copy.deepcopy(module)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for t in out.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(torch.rand(t.shape, generator=gen, dtype=torch.float64).to(t.dtype) + 0.5)
+    return out
+
+
+def _remember(key: tuple, proto: onnx.ModelProto, module: torch.nn.Module) -> bool:
+    """Keep ``proto`` as the template of its structure when every state tensor is an initializer of its name
+    and shape; False (nothing kept) otherwise."""
+    dims = {i.name: tuple(i.dims) for i in proto.graph.initializer}
+    if any(dims.get(k) != tuple(v.shape) for k, v in module.state_dict().items()):
+        return False  # the exporter folded or renamed a weight: no safe swap
+    if len(_TEMPLATES) >= TEMPLATE_CACHE_SIZE:
+        _TEMPLATES.pop(next(iter(_TEMPLATES)))
+    _TEMPLATES[key] = proto.SerializeToString()
+    return True
+
+
+def _agrees(proto: onnx.ModelProto, module: torch.nn.Module, example: tuple[torch.Tensor, ...],
+            input_names: tuple[str, ...]) -> bool:
+    """Whether onnxruntime's outputs of ``proto`` match ``module``'s on random inputs (to 1e-3 of their scale).
+
+    Not the parity gate (which follows); a check that the swapped weights are all the graph depends on.
+    """
+    import numpy as np
+
+    from curvae.runtime.engine.session import make_session
+
+    gen = torch.Generator().manual_seed(1)
+    inputs = [torch.randn((3, *t.shape[1:]), generator=gen, dtype=t.dtype) for t in example]
+    with torch.no_grad():
+        ref = module(*inputs)
+    ref = [r.numpy() for r in (ref if isinstance(ref, (tuple, list)) else (ref,))]
+    try:
+        got = make_session(proto.SerializeToString(), ["CPUExecutionProvider"], name="template").run(
+            None, {n: t.numpy() for n, t in zip(input_names, inputs)})
+    except Exception:  # noqa: BLE001 - any failure means: trace this module instead
+        return False
+    return all(g.shape == r.shape and np.allclose(g, r, rtol=1e-3, atol=1e-3 * float(np.abs(r).max()) + 1e-6)
+               for g, r in zip(got, ref))
+
+
+def _from_template(key: tuple, module: torch.nn.Module) -> onnx.ModelProto | None:
+    """The template of ``key`` with ``module``'s weights in its initializers, or None."""
+    data = _TEMPLATES.get(key)
+    if data is None:
+        return None
+    from onnx import numpy_helper
+
+    proto = onnx.load_from_string(data)
+    state = module.state_dict()
+    for init in proto.graph.initializer:
+        if init.name in state:
+            init.CopyFrom(numpy_helper.from_array(state[init.name].detach().cpu().numpy(), init.name))
     return proto
 
 

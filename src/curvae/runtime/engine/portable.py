@@ -38,6 +38,32 @@ class Portable:
         self.__init__(Path(state["path"]), manifest, None, None, state["variant"], graphs=tuple(state["graphs"]),
                       session_args=state["session_args"], head=head)
 
+    def save(self, path, *, force: bool = False) -> None:
+        """Write this model's bundle to the folder ``path``: the verified graph bytes it holds and its manifest.
+
+        The folder is built beside ``path`` and renamed into place (``force`` replaces an existing one), and
+        :meth:`CurveModel.load` reads it back with the same hashes. A model loaded as a precision variant
+        writes nothing: save the float32 model, and export variants from its run.
+        """
+        from curvae.core.atomic import atomic_dir, write_bytes, write_json
+        from curvae.runtime.bundle.format import MANIFEST_FILE
+
+        if self._graphs is None:
+            raise InputError("this CurveModel was not opened by CurveModel.load, so it cannot be saved")
+        if self.variant is not None:
+            raise InputError(f"this CurveModel runs its {self.variant!r} variant; load the bundle without "
+                             "variant= to save it")
+        m = self.manifest
+        files = {m.encoder.file: self._graphs[0], m.decoder.file: self._graphs[1]}
+        if self._head is not None and m.params is not None:
+            files[m.params.graph.file] = self._head
+        manifest = m.to_dict()
+        manifest["variants"] = {}  # only the float32 graphs travel with the model
+        with atomic_dir(path, force=force) as tmp:
+            for name, data in files.items():
+                write_bytes(tmp / name, data)
+            write_json(tmp / MANIFEST_FILE, manifest)
+
     def __dask_tokenize__(self) -> tuple:
         """A cheap, stable token for Dask (the graphs' hashes and options), so a model is one key in a task graph."""
         enc, dec, _, _ = self.manifest.graphs(self.variant)
