@@ -14,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[cpu,train,plot,mcmc,dask,test]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[cpu,train,plot,mcmc,dask,sklearn,test]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -111,8 +111,40 @@ def test_fresh_venv_without_torch_runs_the_bundle(tmp_path):
     assert report.returncode == 1
     assert report.stderr.strip() == "Error: matplotlib is not installed; reports need the plot extra: " \
                                     "pip install 'curvae[plot]'"
+    _fitted_estimator_unpickles_without_torch(tmp_path, pip, py, env)
     train = subprocess.run([str(cli), "train", "--out", str(tmp_path / "run")], env=env, capture_output=True,
                            text=True)
     assert train.returncode == 1
     assert train.stderr.strip() == "Error: torch is not installed; this command needs the training extra: " \
                                    "pip install 'curvae[train]'"
+
+
+SKLEARN_SCRIPT = """
+import pickle, sys
+import numpy as np
+est = pickle.loads(open(sys.argv[1], "rb").read())
+x, z = np.load(sys.argv[2]), np.load(sys.argv[3])
+np.testing.assert_array_equal(est.transform(x), z)
+assert est.inverse_transform(z).shape == x.shape
+assert "torch" not in sys.modules, "unpickling a fitted CurveVAE imported torch"
+print("SKLEARN TORCH-FREE OK")
+"""
+
+
+def _fitted_estimator_unpickles_without_torch(tmp_path, pip, py, env):
+    """A CurveVAE fitted here (with torch) unpickles and transforms where only the runtime and scikit-learn are."""
+    import pickle
+
+    from curvae.families import get_family
+    from curvae.sklearn import CurveVAE
+
+    x, _ = get_family("beta").sample(60, seed=0)
+    est = CurveVAE(preset="fast", steps=40, hidden=8, random_state=0).fit(x)
+    (tmp_path / "vae.pkl").write_bytes(pickle.dumps(est))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "z.npy", est.transform(x))
+    subprocess.run([*pip, "scikit-learn"], check=True, env=env, cwd=tmp_path)
+    (tmp_path / "sk.py").write_text(SKLEARN_SCRIPT)
+    out = subprocess.run([str(py), str(tmp_path / "sk.py"), str(tmp_path / "vae.pkl"), str(tmp_path / "x.npy"),
+                          str(tmp_path / "z.npy")], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0 and "SKLEARN TORCH-FREE OK" in out.stdout, out.stdout + out.stderr
