@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.curvae-installed
 
-.PHONY: demo test compat fuzz explore wheel bench docs venv clean
+.PHONY: demo test check compat fuzz explore wheel bench docs venv clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The edit-test loop: the unit tests and the parity tests that need no long training (about a minute on 2 cores).
+check: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not compat and not fuzz" tests/unit tests/parity
 
 # The compat tier alone: fresh venvs with other onnxruntime versions and builds, other engines;
 # rewrites the matrix in docs/portability.md. `make test` runs it too.

@@ -103,3 +103,23 @@ def test_held_out_score_is_the_runtime_fit(run_dir):
         export_run(run_dir, bundle)
     onnx_fit = CurveModel.load(bundle).fit(curves, uncertainty=False, params=False)
     np.testing.assert_allclose(score, np.median(onnx_fit.residual), rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_interrupted_search_says_what_was_kept(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "curvae.cli", "train", "--n-curves", "2000", "--epochs", "5000",
+                             "--out", str(out)], stderr=subprocess.PIPE, text=True)
+    time.sleep(6)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: training interrupted") and "capacity search, candidate fast" in last
+    assert "nothing was written" in last and "--preset fast" in last
+    assert list(tmp_path.iterdir()) == []  # no run folder, no candidate folders

@@ -138,9 +138,12 @@ def _search(cfg: RunConfig, out: Path, work: Path, search: SearchConfig, batch_s
         try:
             summary = train(c, work / name, on_epoch=on_epoch)
         except TrainingError as exc:
-            if best is None:
-                raise
-            rec["status"] = f"failed: {exc}"
+            cause = str(exc).split("; the last good epoch")[0].split("; no epoch completed")[0]
+            if best is None or cause.startswith("training interrupted"):
+                raise TrainingError(f"{cause} (capacity search, candidate {name}: {rec['network']}); nothing was "
+                                    f"written to {str(out)!r}: run it again, or train one network with --preset "
+                                    "fast to keep a resumable run") from None
+            rec["status"] = f"failed: {cause}"
             break
         score = held_out_fit_residual(load_run(work / name).model, held_out)
         rec.update(seconds=round(float(summary["seconds"]), 2), held_out_fit_median=score)
