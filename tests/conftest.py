@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
-
-# scikit-learn's check_array_api_input runs only with SciPy's array-API mode on, which SciPy reads at import:
-# set it before anything imports scipy, so that the check runs instead of skipping (tests/e2e/test_sklearn.py).
-os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 import numpy as np
 import pytest

@@ -125,7 +125,7 @@ def test_rank_zero_alone_reports_a_lost_rank_within_the_timeout(tmp_path):
 
 def test_a_non_finite_loss_stops_every_rank(tmp_path):
     out = tmp_path / "run"
-    r = run("train", *ARGS, "--lr", "1e3", "--lr-final", "1e2", "--nproc", "2", "--out", str(out))
+    r = run("train", *ARGS, "--lr", "1e7", "--lr-final", "1e6", "--nproc", "2", "--out", str(out))
     assert r.returncode == 1 and "loss became non-finite at epoch 1" in r.stderr, r.stderr
     assert "no epoch completed, so nothing was written" in r.stderr and not out.exists()
     assert len([ln for ln in r.stderr.splitlines() if ln.startswith("Error: ")]) == 1
