@@ -136,3 +136,23 @@ def test_default_band_carries_the_recorded_model_error(bundle_dir, sigma):
     half_z = (fit.band_z_hi.astype(np.float64) - fit.band_z_lo) / 4.0
     np.testing.assert_allclose(half**2 - half_z**2, np.broadcast_to(emu, half.shape), rtol=2e-3,
                                atol=1e-6 * float(emu.max()))
+
+
+def test_sigma_aware_threshold_is_simulated_once_per_sigma(bundle_dir, monkeypatch):
+    """A fit in many chunks simulates the σ-aware out-of-family threshold once, not once per chunk."""
+    from curvae.families import get_family
+    from curvae.runtime.fitting import uncertainty
+
+    calls = []
+    real = uncertainty._simulated_threshold
+    monkeypatch.setattr(uncertainty, "_simulated_threshold", lambda *a: calls.append(a) or real(*a))
+    uncertainty._THRESHOLDS.clear()
+    m = CurveModel.load(bundle_dir)
+    targets, _ = get_family("beta").sample(50, seed=9)
+    whole = m.fit(targets, sigma=0.05)
+    chunked = m.fit(targets, sigma=0.05, chunk_rows=7)  # 8 chunks
+    assert len(calls) == 1
+    np.testing.assert_array_equal(whole.ood, chunked.ood)
+    assert whole.ood_threshold == chunked.ood_threshold
+    m.fit(targets, sigma=0.07)
+    assert len(calls) == 2  # another σ, another threshold

@@ -24,7 +24,7 @@ from curvae.runtime.engine.cache import process_sessions
 from curvae.runtime.engine.placement import check_placement, node_placement
 from curvae.runtime.engine.portable import Portable
 from curvae.runtime.engine.providers import ProviderSpec, resolve_providers
-from curvae.runtime.engine.runner import CHUNK_ROWS, run_decoder, run_encoder
+from curvae.runtime.engine.runner import CHUNK_ROWS, SMALL_ROWS, encode_means, run_decoder, run_encoder
 from curvae.runtime.engine.session import check_sessions, make_session
 from curvae.runtime.fitting.engine import FitInit, FitOptions, FitResult, ModelFitMethod
 from curvae.runtime.fitting.observations import Observations
@@ -227,6 +227,8 @@ class CurveModel(Portable):
         check_int("chunk_rows", chunk_rows)
         x = as_matrix(curves, name="curves", n_cols=self.n_points, col_name="points", row_offset=row_offset)
         d = self.manifest.latent_dim
+        if not sample and x.shape[0] <= SMALL_ROWS:
+            return encode_means(self._enc, x, d, row_offset)
         if sample:
             eps = row_normals(entropy(seed), row_offset, row_offset + x.shape[0], (d,)).astype(np.float32)
         else:

@@ -53,3 +53,31 @@ def run_decoder(dec, z: NDArray[np.float32], n_points: int, out: NDArray[np.floa
     for i in range(0, z.shape[0], chunk):
         out[i:i + chunk] = dec.run(None, {"z": z[i:i + chunk]})[0]
     return out
+
+
+#: Up to this many rows, ``encode`` (posterior means) takes :func:`encode_means`: an interactive caller's one-row
+#: call then costs little more than the session's own run.
+SMALL_ROWS = 16
+_MEANS = ["mu", "logvar"]
+_ZEROS: dict[tuple[int, int], NDArray[np.float32]] = {}
+
+
+def zero_eps(rows: int, latent_dim: int) -> NDArray[np.float32]:
+    """A read-only (rows, latent_dim) float32 zero ``eps``, made once per shape for small calls."""
+    key = (rows, latent_dim)
+    eps = _ZEROS.get(key)
+    if eps is None:
+        eps = np.zeros(key, np.float32)
+        eps.flags.writeable = False
+        if rows <= SMALL_ROWS:
+            _ZEROS[key] = eps
+    return eps
+
+
+def encode_means(enc, x: NDArray[np.float32], latent_dim: int, row_offset: int = 0) -> NDArray[np.float32]:
+    """Posterior means of a few checked curves ``x`` (n ≤ SMALL_ROWS, P): the graph's ``mu`` and ``logvar``
+    only (with eps = 0, z is μ), one Python pass over their few values for finiteness."""
+    mu, logvar = enc.run(_MEANS, {"x": x, "eps": zero_eps(x.shape[0], latent_dim)})
+    if all(map(math.isfinite, mu.ravel().tolist() + logvar.ravel().tolist())):
+        return mu
+    return run_encoder(enc, x, zero_eps(x.shape[0], latent_dim), latent_dim, row_offset)[1]  # names the rows

@@ -292,7 +292,7 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
     pw = np.ones(t.shape[1]) if o.weights is None else np.asarray(o.weights, dtype=np.float64)  # (P,)
     pw32 = pw.astype(np.float32)
     eye = np.eye(d)
-    at_obs, jac_at_obs = _observers(obs)
+    at_obs, jac_at_obs, mask_rows = _observers(obs)
     f, jac = _probe(decode, z)  # full model-grid curve and Jacobian: kept for x_hat and the band
     r = at_obs(f, slice(None)) - t
     cost = np.einsum("np,p,np->n", r, pw, r) + w * np.einsum("nd,nd->n", z, z)
@@ -307,8 +307,12 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
         if idx.size == 0:
             break
         za, ra = z[idx], r[idx].astype(np.float32)
-        ja = jac_at_obs(jac[idx], idx)
-        wa = ja if o.weights is None else ja * pw32  # (m, d, P): Jᵀ W
+        ja = jac[idx] if jac_at_obs is None else jac_at_obs(jac[idx], idx)
+        if mask_rows is None:
+            wa = ja if o.weights is None else ja * pw32  # (m, d, P): Jᵀ W
+        else:  # a 0/1 mask on the model grid joins the weights: J W M r and J W M Jᵀ (M² = M), one product
+            mr = mask_rows(idx)  # (m, P)
+            wa = ja * (mr if o.weights is None else mr * pw32)[:, None, :]
         grad = np.einsum("mdp,mp->md", wa, ra).astype(np.float64) + w * za
         hess = np.einsum("mdp,mep->mde", wa, ja).astype(np.float64) + w * eye
         damp = lam[idx, None, None] * (np.maximum(np.diagonal(hess, axis1=1, axis2=2), 1e-9)[:, :, None] * eye)
@@ -339,13 +343,15 @@ def _fit_lm(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float
 
 
 def _observers(obs: Observations | None):
-    """(curves at the observed points, Jacobians at them), for rows ``idx`` of the targets."""
+    """(curves at the observed points, Jacobians at them or None, the 0/1 mask rows of an aligned mask or None),
+    for rows ``idx`` of the targets."""
     if obs is None:
-        return (lambda f, idx: f), (lambda j, idx: j)
-    if obs.aligned:  # a mask on the model grid: a multiplication, no gather
+        return (lambda f, idx: f), None, None
+    if obs.aligned:  # a mask on the model grid: multiplications, no gather; the Jacobian's is folded into W
+        mask64 = obs.observed.astype(np.float64)
         mask32 = obs.observed.astype(np.float32)
-        return (lambda f, idx: f * mask32[idx]), (lambda j, idx: j * mask32[idx][:, None, :])
-    return (lambda f, idx: obs.take(idx).apply(f)), (lambda j, idx: obs.take(idx).apply_jacobian(j))
+        return (lambda f, idx: f * mask64[idx]), None, (lambda idx: mask32[idx])
+    return (lambda f, idx: obs.take(idx).apply(f)), (lambda j, idx: obs.take(idx).apply_jacobian(j)), None
 
 
 def _fit_scipy(decode: DecodeFn, targets: NDArray[np.float32], z0: NDArray[np.float32], o: FitOptions,

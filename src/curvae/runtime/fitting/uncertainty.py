@@ -199,6 +199,13 @@ def out_of_family(
 NOISE_DRAWS = 4
 
 
+#: Thresholds already simulated, by (record, σ, quantile): a fit of many targets runs in chunks, and each chunk
+#: (and each later call with the same σ) reuses the value instead of simulating it again. Bounded; the record is
+#: kept beside its value, so a key's id() always names the same record.
+_THRESHOLDS: dict[tuple, tuple[FitResidualRecord, float]] = {}
+THRESHOLD_CACHE_SIZE = 64
+
+
 def noise_threshold(record: FitResidualRecord, sigma: NDArray[np.float64], quantile: float) -> float:
     """The ``quantile`` of χ² per point, ``Σ_p r_p² / (σ_p² + σ_emu,p²) / P``, over in-family targets.
 
@@ -206,8 +213,22 @@ def noise_threshold(record: FitResidualRecord, sigma: NDArray[np.float64], quant
     leading directions as recorded, plus the rest as independent draws) plus
     Gaussian noise of the given σ. Points are not treated as independent: the
     model's error is a smooth curve, which a plain χ² quantile would
-    under-count. Seeded, so the threshold is the same on every call.
+    under-count. Seeded, so the threshold is the same on every call, and simulated once per (record, σ,
+    quantile) in a process.
     """
+    sig = np.ascontiguousarray(sigma, dtype=np.float64)
+    key = (id(record), sig.shape, sig.tobytes(), float(quantile))
+    hit = _THRESHOLDS.get(key)
+    if hit is not None and hit[0] is record:
+        return hit[1]
+    value = _simulated_threshold(record, sig, quantile)
+    if len(_THRESHOLDS) >= THRESHOLD_CACHE_SIZE:
+        _THRESHOLDS.pop(next(iter(_THRESHOLDS)))
+    _THRESHOLDS[key] = (record, value)
+    return value
+
+
+def _simulated_threshold(record: FitResidualRecord, sigma: NDArray[np.float64], quantile: float) -> float:
     g = np.random.default_rng(0)
     emu = record.residual_draws(g)  # (m, P)
     var = sigma**2 + record.emulator_var()
