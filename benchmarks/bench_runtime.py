@@ -57,7 +57,7 @@ def decoder_flops_per_row(model) -> float:
     cfg = model.manifest.training.config["model"]
     widths = [model.latent_dim] + [cfg["hidden"]] * cfg["depth"] + [model.n_points]
     flops = sum(2 * a * b for a, b in zip(widths[:-1], widths[1:]))
-    if cfg.get("linear_path", True):
+    if cfg.get("linear_path", False):  # configs from before the affine path have no key: the seed network
         flops += 2 * model.latent_dim * model.n_points + model.n_points
     return float(flops)
 

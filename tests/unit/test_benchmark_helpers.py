@@ -21,3 +21,12 @@ def test_every_benchmark_module_imports():
     import bench_memory  # noqa: F401
     import bench_train  # noqa: F401
     import run_all  # noqa: F401
+
+
+def test_decoder_flop_count_includes_the_affine_path(bundle_dir):
+    import bench_runtime
+
+    from curvae.runtime import CurveModel
+
+    model = CurveModel.load(bundle_dir)  # hidden 32, depth 1, latent 2, 100 points, affine path
+    assert bench_runtime.decoder_flops_per_row(model) == 2 * (2 * 32 + 32 * 100) + 2 * 2 * 100 + 100
