@@ -1,0 +1,63 @@
+"""Exports reuse a traced graph per structure, with the new weights swapped in, and only where that is exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from curvae.export import graphs
+from curvae.runtime.engine.session import make_session
+from curvae.training.config import ModelConfig
+from curvae.training.model import VAE, FoldedDecoder
+
+
+def _run(proto, z: np.ndarray) -> np.ndarray:
+    return make_session(proto.SerializeToString(), ["CPUExecutionProvider"], name="t").run(None, {"z": z})[0]
+
+
+def _export(module, d=2):
+    return graphs.export_graph(module, (torch.zeros(3, d),), input_names=("z",), output_names=("x_hat",), opset=18,
+                               metadata={})
+
+
+def test_same_structure_reuses_the_template_and_computes_what_a_fresh_trace_does(monkeypatch):
+    graphs._TEMPLATES.clear()
+    traced = []
+    real = graphs._trace
+    monkeypatch.setattr(graphs, "_trace", lambda *a: traced.append(a) or real(*a))
+    torch.manual_seed(0)
+    first = FoldedDecoder(VAE(ModelConfig(n_points=30, hidden=16, depth=2, activation="silu"))).eval()
+    second = FoldedDecoder(VAE(ModelConfig(n_points=30, hidden=16, depth=2, activation="silu"))).eval()
+    _export(first)
+    assert len(traced) == 1
+    proto = _export(second)  # same structure: no second trace
+    assert len(traced) == 1
+    z = np.random.default_rng(0).standard_normal((50, 2)).astype(np.float32)
+    np.testing.assert_array_equal(_run(proto, z), _run(real(second, (torch.zeros(3, 2),), ("z",), ("x_hat",), 18), z))
+    with torch.no_grad():
+        np.testing.assert_allclose(_run(proto, z), second(torch.from_numpy(z)).numpy(), rtol=1e-5, atol=1e-6)
+    other = FoldedDecoder(VAE(ModelConfig(n_points=30, hidden=16, depth=3, activation="silu"))).eval()
+    _export(other)  # another structure: traced
+    assert len(traced) == 2
+
+
+class Folded(torch.nn.Module):
+    """A forward whose graph holds a constant computed from the state (``1 − mask``), which a swap cannot reach."""
+
+    def __init__(self, mask: float) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 4)
+        self.register_buffer("mask", torch.full((4,), mask))
+
+    def forward(self, z):
+        return self.lin(z) * (1.0 - self.mask) + self.mask
+
+
+def test_a_state_derived_constant_still_exports_the_right_graph():
+    graphs._TEMPLATES.clear()
+    z = np.random.default_rng(1).standard_normal((20, 2)).astype(np.float32)
+    for mask in (0.25, 0.75):
+        module = Folded(mask).eval()
+        proto = _export(module)
+        with torch.no_grad():
+            np.testing.assert_allclose(_run(proto, z), module(torch.from_numpy(z)).numpy(), rtol=1e-6, atol=1e-6)
