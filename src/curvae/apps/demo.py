@@ -13,6 +13,7 @@ from curvae.core.atomic import atomic_dir, save_npy, save_npz, write_json
 from curvae.families import get_family
 from curvae.recipe.capacity import CandidateCallback, train_searched
 from curvae.recipe.config import DEMO_BUDGET_SECONDS, SearchConfig
+from curvae.runtime.bundle.records import capacity_scores
 from curvae.runtime.model import CurveModel
 from curvae.training.config import RunConfig
 from curvae.training.export_run import export_run
@@ -116,9 +117,8 @@ def _network_line(run_summary: dict[str, Any]) -> str:
     cap = run_summary.get("capacity")
     if not cap:
         return "as given"
-    tried = ", ".join(f"{c['name']} {c['held_out_fit_median']:.4f}" for c in cap["candidates"]
-                      if "held_out_fit_median" in c)
-    return (f"{cap['chosen']} ({cap['network']}), by held-out fit residual ({tried}); search {cap['seconds']:.1f}s "
+    return (f"{cap['chosen']} ({cap['network']}), by held-out fit residual ({capacity_scores(cap, '.4f')}); "
+            f"search {cap['seconds']:.1f}s "
             f"of a {cap['budget_seconds']:g}s budget")
 
 

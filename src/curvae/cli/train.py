@@ -186,9 +186,10 @@ def _print_run(out: str, s: dict) -> None:
         click.echo(pca_line(pca, f["val_rmse"]))
     cap = s.get("capacity")
     if cap:
-        tried = ", ".join(f"{c['name']} {c['held_out_fit_median']:.4g}" for c in cap["candidates"]
-                          if "held_out_fit_median" in c)
-        click.echo(f"network: {cap['chosen']} ({cap['network']}), chosen by held-out fit residual median ({tried}) "
+        from curvae.runtime.bundle.records import capacity_scores
+
+        click.echo(f"network: {cap['chosen']} ({cap['network']}), chosen by held-out fit residual median "
+                   f"({capacity_scores(cap)}) "
                    f"in {cap['seconds']:.1f}s of a {cap['budget_seconds']:g}s budget")
 
 

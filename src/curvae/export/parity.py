@@ -14,7 +14,7 @@ alone can move that output, given the actual magnitudes and sizes:
 
 Both terms are taken for the reference modules and, when the graphs are
 rewritten forms of them (standardisation folded into the weights), for the
-rewritten modules too, against the reference's float64 result: a fold that
+rewritten modules too, each against its own float64 result: a fold that
 makes outputs the small difference of large sums, or a standardised latent
 that divides small score spreads, amplifies float32 rounding in the graph
 itself, and the allowance must follow what the graph computes.

@@ -34,6 +34,7 @@ from curvae.io.stores import (
 )
 from curvae.io.targets import LONG_COLUMNS, read_fit_targets
 from curvae.runtime.arrays import check_int
+from curvae.runtime.bundle.records import capacity_scores, network_text
 from curvae.runtime.engine.onnxrt import installed_builds
 from curvae.runtime.engine.providers import available_providers
 from curvae.runtime.model import CurveModel
@@ -270,18 +271,15 @@ def describe(model: CurveModel) -> dict[str, Any]:
 
 
 def network_summary(model: dict[str, Any], capacity: dict[str, Any]) -> str:
-    """``depth 3 × 256 silu + affine path, chosen by the capacity search (...)``, from the manifest's training
-    record; "unknown" for a bundle whose manifest does not say."""
+    """``depth 3 × 256 silu + affine path: deep3, chosen by the capacity search (...)``, from the manifest's
+    training record; "unknown" for a bundle whose manifest does not say."""
     if not model:
         return "unknown"
-    text = (f"depth {model.get('depth')} × {model.get('hidden')} {model.get('activation')}"
-            + (" + affine path" if model.get("linear_path") else ""))
     if not capacity:
-        return f"{text}, as given"
-    scores = ", ".join(f"{c['name']} {c['held_out_fit_median']:.4g}" for c in capacity.get("candidates", ())
-                       if isinstance(c, dict) and "held_out_fit_median" in c)
-    return (f"{text}: {capacity.get('chosen')}, chosen by the capacity search on held-out fit residual median "
-            f"({scores}) in {capacity.get('seconds')} s of a {capacity.get('budget_seconds')} s budget")
+        return f"{network_text(model)}, as given"
+    return (f"{network_text(model)}: {capacity.get('chosen')}, chosen by the capacity search on held-out fit "
+            f"residual median ({capacity_scores(capacity)}) in {capacity.get('seconds')} s of a "
+            f"{capacity.get('budget_seconds')} s budget")
 
 
 def placement_summary(placement: dict[str, dict[str, list[str]]]) -> dict[str, str]:

@@ -10,8 +10,8 @@ when that fits better; :meth:`curvae.training.trainer.Trainer.linear_if_better`)
 How: candidates are trained in order of capacity, each with the run's full step budget, by
 :func:`curvae.training.loop.train` itself. Growth stops when a candidate does not lower the held-out fit residual
 by ``min_gain`` (the smaller one is kept: its fits are cheaper), or when the next candidate is predicted to end
-past the time budget. The prediction scales the last candidate's measured seconds by the ratio of parameter
-counts, which overestimates (a step's fixed costs do not grow), so the budget holds. The chosen run folder is
+past the time budget. The prediction scales the last candidate's measured seconds by the square root of the ratio
+of step costs (parameters × batch size), which stays above what was measured here (``COST_EXPONENT``). The chosen run folder is
 then moved to ``out`` with ``search.json`` (the config and every candidate's record) beside it.
 """
 
@@ -28,6 +28,7 @@ from curvae.core.atomic import atomic_dir, check_can_write, write_json
 from curvae.core.errors import TrainingError
 from curvae.recipe.config import BATCH_SIZES, NETWORKS, SearchConfig
 from curvae.recipe.score import held_out_fit_residual
+from curvae.runtime.bundle.records import network_text
 from curvae.training.config import ModelConfig, RunConfig, TrainConfig
 from curvae.training.data import build_dataset
 from curvae.training.loop import EpochCallback, train
@@ -54,13 +55,6 @@ def step_cost(c: RunConfig) -> float:
 #: the time, depth 2 at batch 32 → depth 3 at 128 (6.9×) 2.0-2.4×: small networks pay fixed costs per step, and
 #: larger matrices run nearer the machine's matmul rate. 0.5 stays above both.
 COST_EXPONENT = 0.5
-
-
-def network_text(model: dict[str, Any] | ModelConfig) -> str:
-    """``depth 3 × 256 silu + affine path``: a network in a few words."""
-    m = model.to_dict() if isinstance(model, ModelConfig) else model
-    return (f"depth {m.get('depth')} × {m.get('hidden')} {m.get('activation')}"
-            + (" + affine path" if m.get("linear_path", True) else ""))
 
 
 def train_searched(
@@ -122,7 +116,7 @@ def _search(cfg: RunConfig, out: Path, work: Path, search: SearchConfig, batch_s
     last: tuple[float, float] | None = None  # (seconds, step cost) of the last candidate trained
     for i, name in enumerate(search.ladder):
         c = candidate_config(cfg, name, n_points, batch_size=batch_size)
-        rec: dict[str, Any] = {"name": name, "network": network_text(c.model), **NETWORKS[name],
+        rec: dict[str, Any] = {"name": name, "network": network_text(c.model.to_dict()), **NETWORKS[name],
                                "batch_size": c.train.batch_size, "parameters": c.model.n_params()}
         records.append(rec)
         spent = time.perf_counter() - t0
@@ -156,13 +150,13 @@ def _search(cfg: RunConfig, out: Path, work: Path, search: SearchConfig, batch_s
                          f"(needs {search.min_gain:.0%} lower)")
         break
     for name in search.ladder[len(records):]:
-        records.append({"name": name, "network": network_text(candidate_config(cfg, name, n_points).model),
+        records.append({"name": name, "network": network_text(candidate_config(cfg, name, n_points).model.to_dict()),
                         **NETWORKS[name], "status": "not tried: the last candidate did not gain"
                         if records[-1]["status"].startswith("trained") else "not tried"})
     assert best is not None  # the first candidate always trains (or raises)
     chosen, score, summary = best
     capacity = {"budget_seconds": search.budget_seconds, "seconds": round(time.perf_counter() - t0, 2),
-                "chosen": chosen, "network": network_text(NETWORKS[chosen] | {"linear_path": cfg.model.linear_path}),
+                "chosen": chosen, "network": network_text({**NETWORKS[chosen], "linear_path": cfg.model.linear_path}),
                 "score": "median fit residual of held-out curves", "held_out_fit_median": score,
                 "held_out_curves": int(len(held_out)), "candidates": records}
     summary = {**summary, "capacity": capacity}

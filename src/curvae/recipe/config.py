@@ -40,7 +40,7 @@ class SearchConfig:
 
     The search trains the candidates of ``ladder`` in order, each with the full step budget, and stops growing
     when a candidate does not lower the held-out fit residual by ``min_gain``, or when the next one is
-    predicted (from the last one's measured time, scaled by parameter count) to end past ``budget_seconds``.
+    predicted (from the last one's measured time, scaled by its step cost) to end past ``budget_seconds``.
     """
 
     budget_seconds: float = DEFAULT_BUDGET_SECONDS

@@ -117,6 +117,20 @@ class VariantRecord:
                                       for k, v in (d.get("max_abs_by_kernel") or {}).items()})
 
 
+def network_text(model: dict[str, Any]) -> str:
+    """``depth 3 × 256 silu + affine path``: a model config's network in a few words (a config written before
+    the affine path has no ``linear_path`` key: the seed's plain MLPs)."""
+    return (f"depth {model.get('depth')} × {model.get('hidden')} {model.get('activation')}"
+            + (" + affine path" if model.get("linear_path", False) else ""))
+
+
+def capacity_scores(capacity: dict[str, Any], fmt: str = ".4g") -> str:
+    """``fast 0.08479, deep2 0.01462, deep3 0.007017``: each trained candidate of a capacity search (``capacity``,
+    as :class:`TrainingRecord` holds it) with its held-out fit residual median."""
+    return ", ".join(f"{c['name']} {c['held_out_fit_median']:{fmt}}" for c in capacity.get("candidates", ())
+                     if isinstance(c, dict) and "held_out_fit_median" in c)
+
+
 @dataclass(frozen=True)
 class TrainingRecord:
     """What the run said of itself: sizes, final losses, timing, latent statistics, its config and history."""
