@@ -12,7 +12,7 @@ import pytest
 from onnx import helper
 
 from curvae.runtime import BundleError, CurveModel
-from curvae.runtime.bundle.format import full_check
+from curvae.runtime.bundle.extras import full_check
 
 
 def put_graph(bundle, name: str, proto: onnx.ModelProto) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from curvae.core.errors import CurvaeError
 from curvae.io.files import placement_summary
-from curvae.runtime.bundle.format import full_check
+from curvae.runtime.bundle.extras import full_check
 from curvae.runtime.bundle.records import Variant
 from curvae.runtime.engine.providers import ProviderSpec
 from curvae.runtime.model import CurveModel

@@ -12,27 +12,24 @@ from numpy.typing import ArrayLike, NDArray
 from curvae.core.errors import InputError
 from curvae.core.seeding import Seed, entropy, rng, row_normals
 from curvae.runtime.arrays import as_matrix, check_int, check_out
-from curvae.runtime.bundle.format import (
-    Manifest,
-    read_bundle,
-    read_head,
-)
+from curvae.runtime.bundle.extras import read_emulator, read_head
+from curvae.runtime.bundle.format import Manifest, read_bundle
 from curvae.runtime.bundle.records import Variant
 from curvae.runtime.bundle.versions import check_onnxruntime
 from curvae.runtime.engine import onnxrt
 from curvae.runtime.engine.cache import process_sessions
 from curvae.runtime.engine.placement import check_placement, node_placement
 from curvae.runtime.engine.portable import Portable
+from curvae.runtime.parametric import MAX_ABS_Z, Parametric
 from curvae.runtime.engine.providers import ProviderSpec, resolve_providers
 from curvae.runtime.engine.runner import CHUNK_ROWS, SMALL_ROWS, encode_means, run_decoder, run_encoder
 from curvae.runtime.engine.session import check_sessions, make_session
 from curvae.runtime.fitting.engine import FitInit, FitOptions, FitResult, ModelFitMethod
 from curvae.runtime.fitting.observations import Observations
 from curvae.runtime.fitting.orchestrate import run_fit
-from curvae.runtime.fitting.params import ParamHead
 
-#: Largest |z| accepted by decode: the prior is N(0, I), so larger codes are input mistakes.
-MAX_ABS_Z = 1e4
+
+
 
 #: Targets per internal chunk of :meth:`CurveModel.fit` (its Jacobians and probes are per chunk): 4096 keeps
 #: a chunk's arrays in cache, 15-20% faster per target than 16384 here, and its working memory small.
@@ -40,7 +37,7 @@ FIT_CHUNK_ROWS = 4096
 
 
 
-class CurveModel(Portable):
+class CurveModel(Portable, Parametric):
     """A curvae bundle opened for inference, without torch.
 
     Use :meth:`load`; both sessions are created once and reused (onnxruntime
@@ -55,9 +52,10 @@ class CurveModel(Portable):
 
     def __init__(self, path: Path, manifest: Manifest, encoder, decoder, variant: str | None = None, *,
                  graphs: tuple[bytes, bytes] | None = None, session_args: dict | None = None,
-                 head: bytes | None = None) -> None:
+                 head: bytes | None = None, emulator: bytes | None = None) -> None:
         self.path = path
         self._head, self._param_head = head, None  # params.onnx's verified bytes; its session opens on first use
+        self._emulator_bytes, self._emulator = emulator, None  # emulator.onnx's, likewise
         self.manifest = manifest
         self.variant = variant
         self._pair = (encoder, decoder)
@@ -75,7 +73,7 @@ class CurveModel(Portable):
 
     def _sessions(self):
         if self._pair[0] is None:
-            self._pair = process_sessions(self)
+            self._pair = process_sessions(self._graphs, self.manifest, self.variant, self._session_args)
         return self._pair
 
     @classmethod
@@ -117,7 +115,7 @@ class CurveModel(Portable):
         check_sessions(manifest, enc, dec)
         model = cls(Path(path), manifest, enc, dec, variant, graphs=(enc_bytes, dec_bytes),
                     session_args={"providers": resolved, "threads": threads, "strict": strict},
-                    head=read_head(path, manifest))
+                    head=read_head(path, manifest), emulator=read_emulator(path, manifest))
         if strict:
             first = resolved[0] if isinstance(resolved[0], str) else resolved[0][0]
             for name, placed in model.placement().items():
@@ -138,26 +136,6 @@ class CurveModel(Portable):
     def grid(self) -> NDArray[np.float64]:
         """The x values of the curve points, shape (n_points,)."""
         return np.asarray(self.manifest.grid, dtype=np.float64)
-
-    @property
-    def param_head(self) -> ParamHead | None:
-        """The bundle's parameter head (``params.onnx``, z → θ), or None when it has none."""
-        if self._head is not None and self._param_head is None:
-            info = self.manifest
-            # One thread: the head is tiny, and a pool of its own would spin beside the decoder's between calls.
-            self._param_head = ParamHead(make_session(
-                self._head, ["CPUExecutionProvider"], threads=1, name="params", opset=info.opset,
-                ir_version=info.ir_version), info.params)
-        return self._param_head
-
-    def params(self, z: ArrayLike) -> NDArray[np.float64]:
-        """The parameters θ of the curves that codes ``z`` (n, latent_dim) decode to, shape (n, k), by the
-        bundle's head (names: ``manifest.params.names``); a bundle without one raises InputError."""
-        if self.param_head is None:
-            raise InputError(f"bundle {str(self.path)!r} has no parameter head: its curves' parameters were not "
-                             "known at export; train on a family, or on an .npz with params, and export again")
-        return self.param_head(as_matrix(z, name="z", n_cols=self.latent_dim, col_name="latent dims",
-                                         max_abs=MAX_ABS_Z))
 
     @property
     def providers(self) -> dict[str, list[str]]:
@@ -316,6 +294,7 @@ class CurveModel(Portable):
         chunk_rows: int = FIT_CHUNK_ROWS,
         row_offset: int = 0,
         params: bool = True,
+        space: str = "z",
     ) -> FitResult:
         """Find the latent code whose decoding best matches each target.
 
@@ -374,6 +353,11 @@ class CurveModel(Portable):
         params : bool
             With a parameter head in the bundle, also the curves' parameters ``theta`` and (with
             ``uncertainty``) their error bars (:mod:`curvae.runtime.fitting.params`).
+        space : {"z", "theta"}
+            ``"theta"`` fits the curve's parameters through the bundle's emulator instead of the latent code
+            (:mod:`curvae.runtime.fitting.theta`): inside the training range, under a uniform prior there (so
+            ``bound`` and ``prior_weight`` do not apply); the result's ``theta`` and its intervals are the fit's
+            own, and ``z`` is the code the emulator decodes from. ``method="mcmc"`` samples θ.
 
         Returns
         -------
@@ -381,10 +365,11 @@ class CurveModel(Portable):
             ``z``, ``residual``, ``success``, ``nfev``, ``message``, ``x_hat``; with ``uncertainty`` also the
             covariance, the bands and the out-of-family flag (every field: :class:`FitResult`).
         """
-        return run_fit(self, targets, method=method, init=init, n_starts=n_starts, seed=seed, max_iter=max_iter,
+        fw, finish = self._fit_space(space, params)
+        return run_fit(fw, targets, method=method, init=init, n_starts=n_starts, seed=seed, max_iter=max_iter,
                        prior_weight=prior_weight, bound=bound, uncertainty=uncertainty, sigma=sigma,
                        ood_quantile=ood_quantile, grid=grid, clip_range=clip_range, observations=observations,
-                       row_offset=row_offset, chunk_rows=chunk_rows, params=params)
+                       row_offset=row_offset, chunk_rows=chunk_rows, finish=finish)
 
     def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
         return run_encoder(self._enc, x, eps, self.latent_dim)

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from curvae.core.errors import BundleError, first_line
+from curvae.core.errors import BundleError
 from curvae.core.safeio import PROTOBUF_MAX_BYTES, read_bounded, read_json
+from curvae.runtime.bundle.emulator import EmulatorRecord
 from curvae.runtime.bundle.param_head import ParamHeadRecord
 from curvae.runtime.bundle.records import (
     BaselineRecord,
@@ -35,8 +36,9 @@ from curvae.runtime.bundle.versions import min_onnxruntime, parse_version
 RANDOM_OPS = frozenset({"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
                         "Multinomial", "Bernoulli", "Dropout"})
 
-#: 1.1 adds min_onnxruntime; 1.2 the int8 scheme, its error per kernel, the PCA baseline; 1.3 the parameter head.
-FORMAT_VERSION = "1.3"
+#: 1.1 adds min_onnxruntime; 1.2 the int8 scheme, its error per kernel, the PCA baseline; 1.3 the parameter head;
+#: 1.4 the emulator.
+FORMAT_VERSION = "1.4"
 MANIFEST_FILE = "manifest.json"
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -77,6 +79,8 @@ class Manifest:
     held_out: HeldOutRecord | None = None
     #: The optional third graph, z → the curve's parameters (format 1.3; None without known parameters).
     params: ParamHeadRecord | None = None
+    #: The optional fourth graph, θ → (curve, z) (format 1.4; None without known parameters).
+    emulator: EmulatorRecord | None = None
 
     def __post_init__(self) -> None:
         if not self.min_onnxruntime:
@@ -107,6 +111,8 @@ class Manifest:
             names |= {v.encoder.file, v.decoder.file}
         if self.params is not None:
             names.add(self.params.graph.file)
+        if self.emulator is not None:
+            names.add(self.emulator.graph.file)
         return frozenset(names)
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +135,8 @@ class Manifest:
             d["held_out"] = self.held_out.to_dict()
         if self.params is not None:
             d["params"] = self.params.to_dict()
+        if self.emulator is not None:
+            d["emulator"] = self.emulator.to_dict()
         return d
 
     @classmethod
@@ -166,6 +174,7 @@ class Manifest:
                 held_out=(HeldOutRecord.from_dict(d["held_out"], n_points=int(d["n_points"]))
                           if d.get("held_out") else None),
                 params=ParamHeadRecord.from_dict(d["params"]) if d.get("params") else None,
+                emulator=EmulatorRecord.from_dict(d["emulator"]) if d.get("emulator") else None,
             )
             for record in [m, *m.variants.values()]:
                 parse_version(record.min_onnxruntime)
@@ -218,7 +227,8 @@ def check_semantics(m: Manifest) -> None:
         if not (np.isfinite(v.budget) and v.budget > 0 and all(np.isfinite(x) for x in v.max_abs.values())):
             raise _bad(f"variant {k} has budget {v.budget!r} and errors {v.max_abs}; both must be finite")
     graphs = [m.encoder, m.decoder, *(g for v in m.variants.values() for g in (v.encoder, v.decoder)),
-              *([m.params.graph] if m.params is not None else [])]
+              *([m.params.graph] if m.params is not None else []),
+              *([m.emulator.graph] if m.emulator is not None else [])]
     for g in graphs:
         if Path(g.file).name != g.file or not g.file.endswith(".onnx") or g.file.startswith("."):
             raise _bad(f"graph file {g.file!r} must be a plain *.onnx file name inside the bundle")
@@ -229,6 +239,8 @@ def check_semantics(m: Manifest) -> None:
     if m.params is not None and m.held_out is not None and m.params.held_out and \
             len(m.params.held_out) != len(m.held_out.curves):
         raise _bad(f"params.held_out has {len(m.params.held_out)} rows for {len(m.held_out.curves)} held-out curves")
+    if m.emulator is not None and m.emulator.theta_fit is not None and m.emulator.theta_fit.n_points != m.n_points:
+        raise _bad(f"emulator.theta_fit was measured on {m.emulator.theta_fit.n_points} points but n_points={m.n_points}")
     if m.fit_residuals is not None and m.fit_residuals.n_points != m.n_points:
         raise _bad(f"fit_residuals were measured on {m.fit_residuals.n_points} points but n_points={m.n_points}")
     shape = m.training.config.get("model") if isinstance(m.training.config, dict) else None
@@ -311,29 +323,6 @@ def read_bundle(bundle: str | os.PathLike[str], variant: str | None = None) -> t
     return manifest, blobs[0], blobs[1]
 
 
-def read_head(bundle: str | os.PathLike[str], manifest: Manifest) -> bytes | None:
-    """The verified bytes of the bundle's parameter head (``params.onnx``), or None when it has none.
-
-    Read like the other graphs: bounded, hashed in memory against the manifest, vetted (opset, IR
-    version, no external data, no random ops). Call after :func:`read_bundle`, which checks the file set.
-    """
-    if manifest.params is None:
-        return None
-    root, info = Path(bundle), manifest.params.graph
-    data = read_bounded(root / info.file, max_bytes=HEAD_MAX_BYTES, root=root, error=BundleError,
-                        fix="re-export the bundle")
-    digest = sha256_bytes(data)
-    if digest != info.sha256:
-        raise BundleError(f"{info.file} has sha256 {digest[:12]}… but the manifest says {info.sha256[:12]}…; "
-                          "the file is corrupt or was replaced: re-export the bundle")
-    vet_graph(data, manifest.opset, manifest.ir_version, name=info.file)
-    return data
-
-
-#: Largest parameter head read: its two hidden layers are at most 1024 wide (a real one is about 20 kB).
-HEAD_MAX_BYTES = 16 * 2**20
-
-
 def vet_graph(data: bytes, opset_expected: int, ir_expected: int, *, name: str) -> None:
     """Refuse a graph whose opset or IR version disagrees with the manifest, that uses
     external data (a path outside the bundle could be read) or that contains random ops."""
@@ -349,32 +338,3 @@ def vet_graph(data: bytes, opset_expected: int, ir_expected: int, *, name: str) 
     if bad:
         raise BundleError(f"{name} contains random ops {bad}; curvae graphs take noise as the explicit 'eps' "
                           "input: re-export the bundle with curvae export")
-
-
-def full_check(bundle: str | os.PathLike[str]) -> str:
-    """Run ``onnx.checker`` (full check) on both graphs when the onnx package is installed.
-
-    Returns what was done, for reporting; raises :class:`BundleError` on failure.
-    """
-    try:
-        import onnx
-    except ImportError:
-        return "onnx.checker skipped (the onnx package is not installed)"
-    manifest = read_manifest(bundle)
-    for variant in [None, *sorted(manifest.variants)]:
-        _, enc, dec = read_bundle(bundle, variant)
-        enc_info, dec_info, _, _ = manifest.graphs(variant)
-        for info, data in ((enc_info, enc), (dec_info, dec)):
-            try:
-                onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
-            except Exception as exc:  # onnx raises ValidationError, InferenceError, DecodeError...
-                raise BundleError(f"{info.file} fails onnx.checker ({first_line(exc)}); re-export the bundle") from None
-    head = read_head(bundle, manifest)
-    if head is not None:
-        try:
-            onnx.checker.check_model(onnx.load_from_string(head), full_check=True)
-        except Exception as exc:
-            raise BundleError(f"{manifest.params.graph.file} fails onnx.checker ({first_line(exc)}); "
-                              "re-export the bundle") from None
-    n = 2 * (1 + len(manifest.variants)) + (head is not None)
-    return f"onnx.checker full check passed on {n} graphs (onnx {onnx.__version__})"

@@ -10,31 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING
-
+from curvae.runtime.bundle.format import Manifest
 from curvae.runtime.engine.providers import resolve_providers
 from curvae.runtime.engine.session import check_sessions, make_session
-
-if TYPE_CHECKING:
-    from curvae.runtime.model import CurveModel
 
 _SESSIONS: dict[tuple, tuple] = {}
 _SESSIONS_LOCK = threading.Lock()
 
 
-def process_sessions(model: CurveModel) -> tuple:
-    """This process's sessions for an unpickled model, created once per graphs and options."""
-    args = model._session_args
-    key = (hashlib.sha256(model._graphs[0] + model._graphs[1]).hexdigest(), repr(args.get("providers")),
+def process_sessions(graphs: tuple[bytes, bytes], manifest: Manifest, variant: str | None, args: dict) -> tuple:
+    """This process's (encoder, decoder) sessions for the verified ``graphs`` of a bundle (its ``manifest``, the
+    ``variant`` they are) opened with the session options ``args``: created once per graphs and options."""
+    key = (hashlib.sha256(graphs[0] + graphs[1]).hexdigest(), repr(args.get("providers")),
            args.get("threads"), args.get("strict"))
     with _SESSIONS_LOCK:
         if key not in _SESSIONS:
-            _, _, opset, ir_version = model.manifest.graphs(model.variant)
+            _, _, opset, ir_version = manifest.graphs(variant)
             kw = {"opset": opset, "ir_version": ir_version, "strict": bool(args.get("strict")),
                   "threads": args.get("threads")}
             providers = args.get("providers") or resolve_providers("auto")
-            enc = make_session(model._graphs[0], providers, name="encoder", **kw)
-            dec = make_session(model._graphs[1], providers, name="decoder", **kw)
-            check_sessions(model.manifest, enc, dec)
+            enc = make_session(graphs[0], providers, name="encoder", **kw)
+            dec = make_session(graphs[1], providers, name="decoder", **kw)
+            check_sessions(manifest, enc, dec)
             _SESSIONS[key] = (enc, dec)
         return _SESSIONS[key]

@@ -21,7 +21,8 @@ class Portable:
         if self._graphs is None:
             raise InputError("this CurveModel was not opened by CurveModel.load, so it cannot be pickled")
         return {"path": str(self.path), "manifest": self.manifest.to_dict(), "variant": self.variant,
-                "graphs": self._graphs, "session_args": self._session_args, "head": self._head}
+                "graphs": self._graphs, "session_args": self._session_args, "head": self._head,
+                "emulator": self._emulator_bytes}
 
     def __setstate__(self, state: dict) -> None:
         manifest = Manifest.from_dict(state["manifest"])
@@ -35,8 +36,13 @@ class Portable:
         if head is not None and (manifest.params is None or sha256_bytes(head) != manifest.params.graph.sha256):
             raise BundleError("a pickled CurveModel carries params.onnx bytes whose sha256 differs from its manifest; "
                               "it was altered in transit: pickle the model again from its bundle")
+        emulator = state.get("emulator")
+        if emulator is not None and (manifest.emulator is None or
+                                     sha256_bytes(emulator) != manifest.emulator.graph.sha256):
+            raise BundleError("a pickled CurveModel carries emulator.onnx bytes whose sha256 differs from its "
+                              "manifest; it was altered in transit: pickle the model again from its bundle")
         self.__init__(Path(state["path"]), manifest, None, None, state["variant"], graphs=tuple(state["graphs"]),
-                      session_args=state["session_args"], head=head)
+                      session_args=state["session_args"], head=head, emulator=emulator)
 
     def save(self, path, *, force: bool = False) -> None:
         """Write this model's bundle to the folder ``path``: the verified graph bytes it holds and its manifest.
@@ -57,6 +63,8 @@ class Portable:
         files = {m.encoder.file: self._graphs[0], m.decoder.file: self._graphs[1]}
         if self._head is not None and m.params is not None:
             files[m.params.graph.file] = self._head
+        if self._emulator_bytes is not None and m.emulator is not None:
+            files[m.emulator.graph.file] = self._emulator_bytes
         manifest = m.to_dict()
         manifest["variants"] = {}  # only the float32 graphs travel with the model
         with atomic_dir(path, force=force) as tmp:
@@ -68,7 +76,8 @@ class Portable:
         """A cheap, stable token for Dask (the graphs' hashes and options), so a model is one key in a task graph."""
         enc, dec, _, _ = self.manifest.graphs(self.variant)
         head = None if self.manifest.params is None else self.manifest.params.graph.sha256
-        return ("CurveModel", enc.sha256, dec.sha256, head, self.variant, repr(self._session_args))
+        emu = None if self.manifest.emulator is None else self.manifest.emulator.graph.sha256
+        return ("CurveModel", enc.sha256, dec.sha256, head, emu, self.variant, repr(self._session_args))
 
     def with_threads(self, threads: int | None):
         """This model with ``threads`` intra-op threads per session (for worker processes); sessions open lazily."""

@@ -62,6 +62,7 @@ def sample_posterior(
     options: McmcOptions = McmcOptions(),
     seed: Seed = None,
     row_offset: int = 0,
+    box: float | None = None,
 ) -> NDArray[np.float32]:
     """Posterior samples of z for each target.
 
@@ -72,6 +73,8 @@ def sample_posterior(
         The optimum and its Laplace standard deviations (the starting ball).
     sigma : ndarray of shape (n, P)
         Noise level per target and point.
+    box : float, optional
+        A uniform prior on ``[-box, box]`` in every coordinate (walkers outside it are rejected).
     seed, row_offset : Seed, int
         Target ``i`` starts its walkers from ``(seed, row_offset + i)``, so its
         samples do not depend on which chunk of a larger set it came in.
@@ -94,11 +97,15 @@ def sample_posterior(
             lp = -0.5 * np.sum(((x - t) / s) ** 2, axis=1)
             if prior:
                 lp -= 0.5 * np.sum(zs**2, axis=1)
+            if box is not None:
+                lp = np.where(np.all(np.abs(zs) <= box, axis=1), lp, -np.inf)
             return np.where(np.isfinite(lp), lp, -np.inf)
 
         g = row_rng(base, row_offset + i)
         scale = np.where(np.isfinite(z_std[i]) & (z_std[i] > 0), z_std[i], 1e-3)
         start = z_hat[i].astype(np.float64) + 0.1 * scale * g.standard_normal((w, d))
+        if box is not None:  # every walker starts inside the prior's support
+            start = np.clip(start, -box, box)
         sampler = emcee.EnsembleSampler(w, d, log_prob, vectorize=True)
         sampler.random_state = np.random.RandomState(int(g.integers(2**31))).get_state()
         sampler.run_mcmc(start, options.n_steps, progress=False)
