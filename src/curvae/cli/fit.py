@@ -40,6 +40,9 @@ from curvae.runtime.fitting.engine import FIT_INITS, MODEL_FIT_METHODS, FitOptio
               help="Flag a target out of family above this quantile of the held-out residuals.")
 @click.option("--no-uncertainty", is_flag=True, help="Skip covariance, bands and the out-of-family flag.")
 @click.option("--no-params", is_flag=True, help="Skip the curves' parameters (theta), for a bundle with a parameter head.")
+@click.option("--space", type=click.Choice(["z", "theta"]), default="z", show_default=True,
+              help="Fit the latent code z, or the curve's parameters theta through the bundle's emulator (inside the "
+                   "training range; its theta intervals are the fit's own).")
 @click.option("--grid", "target_grid", type=click.Path(dir_okay=False),
               help="The targets' own x values (.npy or .csv), when they are not on the model's grid.")
 @click.option("--clip-range", is_flag=True, help="Drop target points outside the model's grid instead of refusing.")
@@ -55,7 +58,7 @@ from curvae.runtime.fitting.engine import FIT_INITS, MODEL_FIT_METHODS, FitOptio
 @runtime_options
 @force_option
 def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weight, bound, sigma, sigma_file,
-        ood_quantile, no_uncertainty, no_params, target_grid, clip_range, id_col, x_col, y_col, skip_bad_rows, header, dask,
+        ood_quantile, no_uncertainty, no_params, space, target_grid, clip_range, id_col, x_col, y_col, skip_bad_rows, header, dask,
         chunk_rows, threads, providers, strict, variant, force) -> None:
     """Fit latent codes to target curves, with their uncertainty and an out-of-family flag.
 
@@ -65,14 +68,16 @@ def fit(model, targets, out, method, init, n_starts, seed, max_iter, prior_weigh
     Writes z, residual, success, nfev, message and x_hat, and (unless --no-uncertainty) cov, z_std,
     sigma, chi2, band_lo, band_hi (the true curve), band_z_lo, band_z_hi (z only), ill_conditioned, ood,
     ood_threshold and ood_reason. A bundle with a parameter head adds theta, with param_names naming its
-    columns, and (with uncertainty) theta_std, theta_lo, theta_hi (95%) and theta_cov.
+    columns, and (with uncertainty) theta_std, theta_lo, theta_hi (95%) and theta_cov. With --space theta,
+    theta and its intervals come from a fit over the parameters themselves (no cov or z_std; z is the code
+    the emulator decodes from; --method mcmc samples theta under a uniform prior on the training range).
     """
     from curvae.io.files import fit_file, load_sigma
 
     kw = dict(force=force, method=method, init=init, n_starts=n_starts, seed=seed, max_iter=max_iter,
               prior_weight=prior_weight, bound=bound, uncertainty=not no_uncertainty,
               sigma=load_sigma(sigma, sigma_file), ood_quantile=ood_quantile, grid=target_grid,
-              skip_bad_rows=skip_bad_rows, params=not no_params)
+              skip_bad_rows=skip_bad_rows, params=not no_params, space=space)
     bar, close = progress("fitting")
     try:
         if dask:

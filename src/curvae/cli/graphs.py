@@ -7,6 +7,7 @@ import json
 import click
 
 from curvae.cli.common import (
+    PROVIDERS_HELP,
     force_option,
     load_model,
     main,
@@ -106,6 +107,41 @@ def decode(model, codes, out, dask, chunk_rows, threads, providers, strict, vari
     finally:
         close()
     print_cluster(res)
+    click.echo(f"wrote {out}: curves of shape {res['shape']}")
+
+
+@main.command()
+@click.argument("model", type=click.Path(file_okay=False))
+@click.argument("params", type=click.Path())
+@click.option("--out", required=True, type=click.Path(),
+              help="Curves to write: .npy, or .npz/.zarr (curves, and outside: the per-row out-of-range flag).")
+@click.option("--extrapolate", is_flag=True,
+              help="Emulate parameters outside the training range too, with a warning, instead of refusing them.")
+@scale_options
+@click.option("--providers", default="auto", show_default=True, help=PROVIDERS_HELP)
+@force_option
+def emulate(model, params, out, extrapolate, dask, chunk_rows, threads, providers, force) -> None:
+    """Emulate the curves of parameter rows (.npy, .zarr, .csv, or .npz key 'theta'): the bundle as a forward
+    emulator, theta -> curve. One column per parameter, in the order 'curvae info' lists them."""
+    bar, close = progress("emulating")
+    try:
+        if dask:
+            from curvae.scale.jobs import emulate_job
+
+            res = emulate_job(load_model(model, providers), params, out, dask=dask, extrapolate=extrapolate,
+                              force=force, chunk_rows=chunk_rows, threads=threads, progress=bar)
+        else:
+            from curvae.io.files import emulate_file
+
+            res = emulate_file(load_model(model, providers, threads=threads), params, out, extrapolate=extrapolate,
+                               force=force, chunk=chunk_rows, progress=bar)
+    finally:
+        close()
+    print_cluster(res)
+    if res["outside"]:
+        click.echo(f"warning: {res['outside']} row{'' if res['outside'] == 1 else 's'} outside the training range "
+                   "were extrapolated" + ("" if str(out).lower().endswith(".npy") else " (flagged in 'outside')"),
+                   err=True)
     click.echo(f"wrote {out}: curves of shape {res['shape']}")
 
 

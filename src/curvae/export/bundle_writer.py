@@ -18,7 +18,9 @@ from curvae.core.errors import ExportError
 from curvae.core.pca import PCA
 from curvae.export.config import ExportConfig
 from curvae.export.graphs import EXPORT_BATCH, export_graph
+from curvae.export.emulator import build_emulator
 from curvae.export.param_head import ParamData, build_head
+from curvae.export.residuals import residual_record
 from curvae.export.parity import ParityRow, run_parity, summarise
 from curvae.export.variants import build_variant, default_fit
 from curvae.runtime.bundle.format import (
@@ -47,7 +49,6 @@ from curvae.runtime.bundle.scan import scan_model
 from curvae.runtime.bundle.versions import min_onnxruntime
 from curvae.runtime.engine import onnxrt
 from curvae.runtime.engine.session import make_session
-from curvae.runtime.fitting.engine import FitOptions
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,9 @@ def export_bundle(
     training curves, (n, n_points)), PCA fitted on them is scored on the same
     held-out curves and recorded beside the model (``baseline``). With
     ``params`` (the parameters of ``baseline_train`` and ``fit_targets``) and
-    ``config.params``, the parameter head ``params.onnx`` is fitted, exported
-    and parity-checked (:mod:`curvae.export.param_head`).
+    ``config.params``, the parameter head ``params.onnx`` and the emulator
+    ``emulator.onnx`` are fitted, exported and parity-checked
+    (:mod:`curvae.export.param_head`, :mod:`curvae.export.emulator`).
     """
     check_can_write(out, force=force)
     enc_bytes, dec_bytes, ir_version = _graphs(encoder, decoder, n_points=n_points, latent_dim=latent_dim,
@@ -111,12 +113,15 @@ def export_bundle(
     keep = config.held_out if family.get("name") == "custom" and fit_targets is not None else 0
     keep = min(keep, HELD_OUT_MAX_VALUES // n_points)  # the manifest stays far below the readers' JSON cap
     held_out = HeldOutRecord.of(np.asarray(fit_targets)[:keep]) if keep else None
-    head = None
+    head = emulator = None
     if config.params and params is not None and fit_targets is not None and baseline_train is not None:
-        head = build_head(enc_bytes, dec_bytes, baseline_train, fit_targets, params, opset=config.opset,
-                          meta={"curvae.run_id": run_id, "curvae.latent_dim": str(latent_dim),
-                                "curvae.family": str(family.get("name"))},
+        meta = {"curvae.run_id": run_id, "curvae.latent_dim": str(latent_dim), "curvae.family": str(family.get("name"))}
+        head = build_head(enc_bytes, dec_bytes, baseline_train, fit_targets, params, opset=config.opset, meta=meta,
                           atol=config.atol, rtol=config.rtol, seed=config.seed, held_out_rows=keep)
+        emulator = build_emulator(enc_bytes, dec_bytes, decoder, None if head is None else head[0], baseline_train,
+                                  fit_targets, params, z_fit_median=float(np.median(residuals.values)), meta=meta,
+                                  opset=config.opset, atol=config.atol, rtol=config.rtol, seed=config.seed,
+                                  ranges=family.get("params"))
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
         grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,
@@ -132,9 +137,11 @@ def export_bundle(
         baseline=baseline,
         held_out=held_out,
         params=None if head is None else head[1],
+        emulator=None if emulator is None else emulator[1],
     )
-    if head is not None:
-        files[head[1].graph.file] = head[0]
+    for extra in (head, emulator):
+        if extra is not None:
+            files[extra[1].graph.file] = extra[0]
     with atomic_dir(out, force=force) as tmp:
         for fname, data in {ENCODER_FILE: enc_bytes, DECODER_FILE: dec_bytes, **files}.items():
             write_bytes(tmp / fname, data)
@@ -191,31 +198,12 @@ def pca_baseline(train: np.ndarray, held_out: np.ndarray, residuals: FitResidual
                           components_to_match=basis.components_to_match(held_out, model_median))
 
 
-#: Leading directions of the held-out residual curves kept in the manifest (the model's own error, its shape).
-RESIDUAL_BASIS = 8
-
-
-def _f32(values) -> tuple[float, ...]:
-    return tuple(float(np.float32(v)) for v in np.ravel(values))
-
-
 def _fit_residuals(enc_bytes: bytes, dec_bytes: bytes, targets: np.ndarray) -> FitResidualRecord:
-    """Residuals of the runtime's default fit on held-out curves: the out-of-family flag's reference, and the
-    model's own error per point and in its leading directions (``FitResidualRecord``)."""
+    """Residuals of the runtime's default fit on held-out curves (:func:`curvae.export.residuals.residual_record`)."""
     cpu = ["CPUExecutionProvider"]
     res = default_fit(make_session(enc_bytes, cpu, name="encoder"), make_session(dec_bytes, cpu, name="decoder"),
                       targets)
-    ok = np.isfinite(res.residual)
-    values = np.sort(res.residual[ok])
-    r = np.asarray(targets, np.float64)[ok] - res.x_hat[ok].astype(np.float64)  # (m, P)
-    u, sv, vt = np.linalg.svd(r, full_matrices=False)
-    k = min(RESIDUAL_BASIS, len(sv))
-    scores = u[:, :k] * sv[:k]
-    rest = r - scores @ vt[:k]
-    return FitResidualRecord(method=FitOptions.method, n_points=res.x_hat.shape[1],
-                             values=tuple(float(v) for v in values),
-                             point_rms=_f32(np.sqrt(np.mean(r ** 2, axis=0))), basis=tuple(_f32(v) for v in vt[:k]),
-                             scores=tuple(_f32(s) for s in scores), rest_rms=_f32(np.sqrt(np.mean(rest ** 2, axis=0))))
+    return residual_record(targets, res)
 
 
 def _variants(budgets: dict[str, float], enc_bytes: bytes, dec_bytes: bytes, decoder, *, latent_dim: int,

@@ -44,13 +44,15 @@ class Skipped:
 
 
 def fit_columns(n: int, latent_dim: int, n_points: int, *, uncertainty: bool = True, mcmc: bool = False,
-                n_samples: int = 0, n_params: int = 0) -> dict[str, tuple[tuple[int, ...], str]]:
+                n_samples: int = 0, n_params: int = 0, space: str = "z") -> dict[str, tuple[tuple[int, ...], str]]:
     """Name → (shape, dtype) of every per-target array a fit writes, for ``n`` targets.
 
     ``ood_threshold`` holds one value for the whole set (NaN when the bundle
     records no held-out residuals); ``ood`` is int8: 1 flagged, 0 not, -1 unavailable.
     With ``n_params`` (a bundle with a parameter head), ``theta`` and, with
     uncertainty, ``theta_std``, ``theta_lo``, ``theta_hi`` (n, k) and ``theta_cov`` (n, k, k).
+    A fit in parameter space (``space="theta"``) has no ``cov`` or ``z_std`` (its uncertainty is θ's), and its MCMC
+    ``samples`` are of θ, (n, n_samples, k).
     """
     d, p = latent_dim, n_points
     specs = {"z": ((n, d), "float32"), "residual": ((n,), "float64"), "rms": ((n,), "float64"),
@@ -62,8 +64,11 @@ def fit_columns(n: int, latent_dim: int, n_points: int, *, uncertainty: bool = T
                       "ill_conditioned": ((n,), "bool"), "ood": ((n,), "int8"), "ood_threshold": ((1,), "float64"),
                       "ood_reason": ((n,), "U160"), "band_z_lo": ((n, p), "float32"),
                       "band_z_hi": ((n, p), "float32")})
+    if space == "theta":
+        specs.pop("cov", None)
+        specs.pop("z_std", None)
     if mcmc:
-        specs["samples"] = ((n, n_samples, d), "float32")
+        specs["samples"] = ((n, n_samples, n_params if space == "theta" else d), "float32")
     if n_params:
         k = n_params
         specs["theta"] = ((n, k), "float64")
@@ -74,7 +79,10 @@ def fit_columns(n: int, latent_dim: int, n_points: int, *, uncertainty: bool = T
 
 
 def param_names_for(model: CurveModel, fit_kw: dict[str, Any]) -> tuple[str, ...]:
-    """The names of the parameters a fit with ``fit_kw`` writes (``params=False`` or no head: none)."""
+    """The names of the parameters a fit with ``fit_kw`` writes (``params=False`` or no head: none; a fit in
+    parameter space: the emulator's)."""
+    if fit_kw.get("space", "z") == "theta":
+        return () if model.manifest.emulator is None else model.manifest.emulator.names
     head = model.manifest.params
     return () if head is None or not fit_kw.get("params", True) else head.names
 
@@ -88,7 +96,8 @@ def fit_columns_for(model: CurveModel, n: int, fit_kw: dict[str, Any]) -> dict[s
 
         n_samples = McmcOptions().n_samples
     return fit_columns(n, model.latent_dim, model.n_points, uncertainty=fit_kw.get("uncertainty", True), mcmc=mcmc,
-                       n_samples=n_samples, n_params=len(param_names_for(model, fit_kw)))
+                       n_samples=n_samples, n_params=len(param_names_for(model, fit_kw)),
+                       space=fit_kw.get("space", "z"))
 
 
 def column(res: FitResult, name: str) -> np.ndarray:
@@ -113,7 +122,10 @@ def not_fitted(n: int, model: CurveModel, reason: str, fit_kw: dict[str, Any]) -
         values[name] = np.full(shape, np.nan if kind == "f" else 0, dtype) if kind not in "U" else \
             np.full(shape, f"not fitted: {reason}"[:64] if name == "message" else "not fitted", dtype)
     if "ood" in values:
-        threshold = ood_threshold(model.manifest.fit_residuals, float(fit_kw.get("ood_quantile", 0.99)))
+        m = model.manifest
+        record = m.fit_residuals if fit_kw.get("space", "z") != "theta" or m.emulator is None else \
+            m.emulator.theta_fit
+        threshold = ood_threshold(record, float(fit_kw.get("ood_quantile", 0.99)))
         values["ood"] = None if threshold is None else np.zeros(n, bool)
         values["ood_threshold"] = threshold
     return FitResult(**values)
@@ -205,6 +217,20 @@ def encode_chunk(model: CurveModel, rows: np.ndarray, *, start: int = 0, sample:
 def decode_chunk(model: CurveModel, rows: np.ndarray, *, start: int = 0) -> NDArray[np.float32]:
     """Curves (n, n_points) of rows ``start:start + n`` of a set of codes."""
     return model.decode(rows, row_offset=start)
+
+
+def emulate_chunk(model: CurveModel, rows: np.ndarray, *, start: int = 0,
+                  extrapolate: bool = False) -> dict[str, np.ndarray]:
+    """``curves`` (n, n_points) of rows ``start:start + n`` of a set of parameters, and ``outside`` (n,): the rows
+    outside the training range (only with ``extrapolate``; without, the first one is an InputError)."""
+    import warnings
+
+    from curvae.runtime.emulator import ExtrapolationWarning
+
+    with warnings.catch_warnings():  # the caller reports the count once, not once per chunk
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        curves = model.emulate(rows, extrapolate=extrapolate, row_offset=start)
+    return {"curves": curves, "outside": model.emulator.outside(np.asarray(rows, np.float64))}
 
 
 

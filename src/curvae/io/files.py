@@ -16,6 +16,7 @@ from curvae.io.chunks import (
     FitTally,
     column,
     decode_chunk,
+    emulate_chunk,
     encode_chunk,
     fit_chunk,
     fit_columns_for,
@@ -117,6 +118,38 @@ def decode_file(model: CurveModel, codes: PathLike, out: PathLike, *, force: boo
     stream_rows(src, sink, lambda rows, i: {"curves": decode_chunk(model, rows, start=i)}, chunk=chunk,
                 progress=progress)
     return n, model.n_points
+
+
+def emulate_specs(model: CurveModel, n: int, dest: Path) -> dict[str, tuple[tuple[int, ...], str]]:
+    """What ``curvae emulate`` writes: ``curves`` (n, n_points), and ``outside`` (n,) where the format holds two."""
+    specs = {"curves": ((n, model.n_points), "float32")}
+    return specs if dest.suffix.lower() == ".npy" else {**specs, "outside": ((n,), "bool")}
+
+
+def emulate_file(model: CurveModel, params: PathLike, out: PathLike, *, extrapolate: bool = False,
+                 force: bool = False, chunk: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Emulate the curves of the parameter rows in ``params`` (``.npy``, ``.zarr``, ``.csv`` or ``.npz`` key
+    ``theta``, one column per parameter in the order of ``model.emulator.names``) and save them.
+
+    ``out`` is a ``.npy`` (the curves), ``.npz`` or ``.zarr`` (``curves`` and ``outside``, the per-row flag of
+    parameters outside the training range). Without ``extrapolate`` such a row is an InputError and nothing is
+    written. Returns the shape written and the number of rows outside the range.
+    """
+    emu = model._need_emulator()
+    dest = check_output(out, force=force)
+    chunk = default_chunk(dest, chunk)
+    src = open_rows(params, n_cols=emu.record.k, what="parameters", min_cols=1)
+    n = src.shape[0]
+    specs = emulate_specs(model, n, dest)
+    outside = [0]
+
+    def kernel(rows: np.ndarray, i: int) -> dict[str, np.ndarray]:
+        got = emulate_chunk(model, rows, start=i, extrapolate=extrapolate)
+        outside[0] += int(got["outside"].sum())
+        return {k: got[k] for k in specs}
+
+    stream_rows(src, open_sink(dest, specs, chunk_rows=chunk), kernel, chunk=chunk, progress=progress)
+    return {"shape": (n, model.n_points), "outside": outside[0]}
 
 
 def sample_file(model: CurveModel, n: int, out: PathLike, *, seed: int | None = None,
@@ -263,6 +296,11 @@ def describe(model: CurveModel) -> dict[str, Any]:
                     for name, lo, hi, t, med, p90 in zip(m.params.names, m.params.low, m.params.high,
                                                          m.params.transforms, m.params.rel_error_median,
                                                          m.params.rel_error_p90)}),
+        "emulator": (None if m.emulator is None else
+                     {"parameters": {name: [lo, hi] for name, lo, hi in zip(m.emulator.names, m.emulator.low,
+                                                                           m.emulator.high)},
+                      "held_out_error_median": m.emulator.share_median, "held_out_error_p90": m.emulator.share_p90,
+                      "vs_latent_fit": m.emulator.error_median / max(m.emulator.fit_residual_median, 1e-300)}),
         "variant_loaded": model.variant,
         "available_providers": available_providers(),
         "running_on": {g: p[0] for g, p in model.providers.items()},

@@ -115,12 +115,14 @@ def open_rows(path: PathLike, *, n_cols: int, what: str, key: str | None = None,
     if not is_zarr(p):
         if p.suffix.lower() == ".npy":
             return open_curves(p, n_points=n_cols)
-        arr = load_curves(p, n_points=n_cols, key=key or ("z" if what == "codes" else "curves"),
-                          min_points=min(min_cols, n_cols), what=what, allow_nan=what == "targets").curves
+        keys = {"codes": "z", "parameters": "theta"}
+        # Codes and parameters have no grid: a numeric first row is data, a text one names the columns.
+        arr = load_curves(p, n_points=n_cols, key=key or keys.get(what, "curves"), min_points=min(min_cols, n_cols),
+                          what=what, allow_nan=what == "targets", header="none" if what in keys else "auto").curves
         return CurveSource(arr)
     if not p.exists():
         raise DataFileError(f"{what} {str(p)!r} does not exist; give a .zarr array (or .npy) of {what}")
-    src = ZarrSource(p, key, prefer="z" if what == "codes" else "curves")
+    src = ZarrSource(p, key, prefer={"codes": "z", "parameters": "theta"}.get(what, "curves"))
     if len(src.shape) != 2 or src.dtype.kind not in "fiu":
         raise DataFileError(f"{what} {str(p)!r} is a Zarr array of shape {src.shape} and dtype {src.dtype}; "
                             f"it must be 2-D real numbers (rows, {n_cols})")

@@ -75,7 +75,7 @@ class Parametric:
             Written in place and returned.
         row_offset, chunk_rows : int
             As in :meth:`decode`: the index of the first row within a larger set (for messages), and the rows
-            per onnxruntime call (the curves do not depend on it).
+            per onnxruntime call (the curves depend on it only through float32 rounding).
 
         Returns
         -------

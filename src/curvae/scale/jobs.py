@@ -25,13 +25,14 @@ from curvae.io.chunks import (
     FitTally,
     column,
     decode_chunk,
+    emulate_chunk,
     encode_chunk,
     fit_chunk,
     fit_columns_for,
     one_seed,
     param_names_for,
 )
-from curvae.io.files import check_chunk
+from curvae.io.files import check_chunk, emulate_specs
 from curvae.io.stores import (
     Finishing,
     ZarrSink,
@@ -108,6 +109,12 @@ def _encode_task(x, model: CurveModel, sample: bool, seed: int, sink, block_info
 def _decode_task(z, model: CurveModel, sink, block_info=None):
     start = block_start(block_info)
     return _emit({"curves": decode_chunk(model, z, start=start)}, start, sink)
+
+
+def _emulate_task(theta, model: CurveModel, extrapolate: bool, names: tuple[str, ...], sink, block_info=None):
+    start = block_start(block_info)
+    got = emulate_chunk(model, theta, start=start, extrapolate=extrapolate)
+    return _emit({k: got[k] for k in names}, start, sink, int(got["outside"].sum()))
 
 
 def _fit_task(x, model: CurveModel, skip_bad_rows: bool, fit_kw: dict, names: tuple[str, ...], sink,
@@ -257,6 +264,21 @@ def decode_job(model: CurveModel, codes, out, *, dask: str, force: bool = False,
     run = _job(model, src, dest, {"curves": (shape, "float32")}, _decode_task, {}, dask=dask, chunk_rows=chunk_rows,
                threads=threads, progress=progress)
     return {"shape": shape, "note": note, **run}
+
+
+def emulate_job(model: CurveModel, params, out, *, dask: str, extrapolate: bool = False, force: bool = False,
+                chunk_rows: int | None = None, threads: int | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """``curvae emulate --dask``: the curves of every parameter row, as in one process."""
+    k = model._need_emulator().record.k
+    dest = check_output(out, force=force)
+    src, note = _source(params, k, "parameters", min_cols=1)
+    specs = emulate_specs(model, src.shape[0], dest)
+    outside = [0]
+    run = _job(model, src, dest, specs, _emulate_task, {"extrapolate": bool(extrapolate), "names": tuple(specs)},
+               dask=dask, chunk_rows=chunk_rows, threads=threads, progress=progress,
+               on_block=lambda count: outside.__setitem__(0, outside[0] + count))
+    return {"shape": specs["curves"][0], "note": note, "outside": outside[0], **run}
 
 
 def fit_job(model: CurveModel, targets, out, *, dask: str, force: bool = False, chunk_rows: int | None = None,
