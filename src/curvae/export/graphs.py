@@ -28,7 +28,8 @@ NATIVE_OPSET = 18
 #: made an input optional). A graph made only of these ops is valid, unchanged, at any
 #: opset from the largest floor among its ops up to 18; ``onnx.checker`` confirms it.
 OP_FLOORS = {"Gemm": 7, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Relu": 6, "Sigmoid": 6, "Tanh": 6,
-             "Elu": 6, "Exp": 6, "Cast": 6, "Identity": 1, "Clip": 6}
+             "Elu": 6, "Exp": 6, "Cast": 6, "Identity": 1, "Clip": 6,
+             "Log": 6, "Concat": 4}
 #: Ops whose signature changed below the native opset: restamping rewrites them (``Clip`` took its bounds as
 #: attributes before opset 11, as inputs since; the arithmetic is the same).
 REWRITTEN_BELOW = {"Clip": 11}
