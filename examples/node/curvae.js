@@ -81,6 +81,10 @@ async function loadBundle(dir, { variant = null, executionProviders = ['cpu'] } 
   const head = manifest.params
     ? await ort.InferenceSession.create(await verifyGraph(manifest.params.graph, readBounded(dir, manifest.params.graph.file, HEAD_MAX_BYTES, BundleError)), options)
     : null;
+  // The emulator holds a copy of the decoder: read it under the decoder's cap plus the head's.
+  const emulator = manifest.emulator
+    ? await ort.InferenceSession.create(await verifyGraph(manifest.emulator.graph, readBounded(dir, manifest.emulator.graph.file, cap + HEAD_MAX_BYTES, BundleError)), options)
+    : null;
   const { n_points: nPoints, latent_dim: latentDim } = manifest;
   return {
     manifest,
@@ -90,6 +94,21 @@ async function loadBundle(dir, { variant = null, executionProviders = ['cpu'] } 
       if (!head) throw new BundleError('this bundle has no parameter head (params.onnx); export it from curves whose parameters are known');
       const out = await head.run({ z: rowsToTensor(zRows, latentDim, 'z') });
       return tensorToRows(out.theta);
+    },
+    // theta -> curves (and the codes they decode from), parameters in the order of manifest.emulator.names.
+    // A value outside the training range is an error unless { extrapolate: true }; then `outside` flags its row.
+    emulatorNames: manifest.emulator ? manifest.emulator.names : null,
+    async emulate(thetaRows, { extrapolate = false } = {}) {
+      if (!emulator) throw new BundleError('this bundle has no emulator (emulator.onnx); export it from curves whose parameters are known');
+      const e = manifest.emulator;
+      const outside = thetaRows.map((row, r) => row.some((v, j) => {
+        const slack = 1e-9 * (e.high[j] - e.low[j]);
+        const out = v < e.low[j] - slack || v > e.high[j] + slack;
+        if (out && !extrapolate) throw new RangeError(`theta[${r}, ${j}] (${e.names[j]}) = ${v} is outside the training range [${e.low[j]}, ${e.high[j]}]; pass parameters inside it, or { extrapolate: true }`);
+        return out;
+      }));
+      const out = await emulator.run({ theta: rowsToTensor(thetaRows, e.names.length, 'theta') });
+      return { curves: tensorToRows(out.x_hat), z: tensorToRows(out.z), outside };
     },
     async decode(zRows) {
       const out = await decoder.run({ z: rowsToTensor(zRows, latentDim, 'z') });

@@ -45,6 +45,7 @@ export function checkSemantics(m) {
   });
   if (!m.graphs || !m.graphs.encoder || !m.graphs.decoder) throw bad('graphs.encoder and graphs.decoder are required');
   checkParams(m);
+  checkEmulator(m);
   const infos = graphInfos(m);
   if (new Set(infos.map((g) => g.file)).size !== infos.length) throw bad('graph files repeat a name');
   for (const g of infos) {
@@ -57,7 +58,21 @@ function graphInfos(m) {
   const out = [m.graphs.encoder, m.graphs.decoder];
   for (const v of Object.values(m.variants || {})) out.push(v.encoder, v.decoder);
   if (m.params) out.push(m.params.graph);
+  if (m.emulator) out.push(m.emulator.graph);
   return out;
+}
+
+// The emulator (format 1.4, optional): emulator.onnx maps theta to (x_hat, z), the decoder inside.
+export function checkEmulator(m) {
+  const e = m.emulator;
+  if (e === undefined || e === null) return;
+  const bad = (what) => new BundleError(`manifest: emulator ${what}; re-export the bundle`);
+  if (typeof e !== 'object' || !e.graph || typeof e.graph !== 'object') throw bad('must hold a graph');
+  const k = Array.isArray(e.names) ? e.names.length : 0;
+  if (k < 1 || k > 64 || new Set(e.names).size !== k || !e.names.every((n) => typeof n === 'string' && n.length > 0 && n.length <= 64)) throw bad('names must be 1..64 distinct strings');
+  for (const key of ['low', 'high']) if (!Array.isArray(e[key]) || e[key].length !== k || !e[key].every(Number.isFinite)) throw bad(`${key} must hold ${k} finite values`);
+  if (!e.low.every((lo, i) => lo < e.high[i])) throw bad('ranges must have low < high');
+  if (JSON.stringify(e.graph.inputs) !== '["theta"]' || JSON.stringify(e.graph.outputs) !== '["x_hat","z"]') throw bad('graph I/O must be theta -> x_hat, z');
 }
 
 // The parameter head (format 1.3, optional): params.onnx maps z to the curve's parameters theta.

@@ -46,7 +46,9 @@ def test_node_matches_python(node_app, run_dir, beta_targets, tmp_path, variant)
     bundle = tmp_path / "model"
     export_run(run_dir, bundle, variants={"fp16": 0.05} if variant else None)
     eps = np.random.default_rng(3).standard_normal((len(beta_targets), 2)).astype(np.float32)
-    (tmp_path / "noise.json").write_text(json.dumps({"curves": beta_targets.tolist(), "eps": eps.tolist()}))
+    theta = np.random.default_rng(4).uniform(0.2, 4.8, (9, 2))
+    (tmp_path / "noise.json").write_text(json.dumps({"curves": beta_targets.tolist(), "eps": eps.tolist(),
+                                                     "theta": theta.tolist()}))
     args = ["node", "index.js", str(bundle), str(tmp_path / "noise.json"), str(tmp_path / "out.json")]
     out = subprocess.run(args + (["--variant", variant] if variant else []), cwd=node_app, capture_output=True,
                          text=True, timeout=120)
@@ -64,6 +66,8 @@ def test_node_matches_python(node_app, run_dir, beta_targets, tmp_path, variant)
     np.testing.assert_allclose(np.asarray(got["logvar"]), logvar, atol=1e-5)
     assert got["param_names"] == ["alpha", "beta"]  # the parameter head, read under the same rules
     np.testing.assert_allclose(np.asarray(got["theta_mu"]), model.params(mu), rtol=1e-5)
+    emulated = model.emulate(theta)  # the emulator, read under the same rules, gives Python's curves
+    np.testing.assert_allclose(np.asarray(got["emulated"]), emulated, atol=1e-5 * float(np.abs(emulated).max()))
 
 
 def test_node_refuses_a_tampered_bundle(node_app, bundle_copy, tmp_path):
