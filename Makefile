@@ -57,6 +57,8 @@ bench: $(STAMP)
 # docs/cli.md from the CLI's --help (docs/performance.md's table is written by `make bench`).
 docs: $(STAMP)
 	$(PY) scripts/gen_cli_docs.py
+	@if [ -f build/browser/explorer-parameters.png ]; then cp build/browser/explorer-parameters.png docs/img/explorer.png; \
+	  echo "docs/img/explorer.png: from the last browser test"; fi
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache build examples/web/node_modules

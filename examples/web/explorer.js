@@ -12,8 +12,8 @@ ort.env.wasm.numThreads = 1;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(window.location.search);
 const BUNDLE = (params.get('bundle') || '/bundle/').replace(/\/?$/, '/');
-const state = { manifest: null, enc: null, dec: null, head: null, backend: null, z: null, curve: null, theta: null,
-  samples: [], target: null, fit: null, decodeMs: [] };
+const state = { manifest: null, enc: null, dec: null, head: null, emu: null, backend: null, z: null, curve: null,
+  theta: null, samples: [], target: null, fit: null, decodeMs: [] };
 
 function fail(err) {
   const box = $('error');
@@ -57,6 +57,10 @@ async function load() {
     const headBytes = await verifyGraph(m.params.graph, await fetchBounded(BUNDLE + m.params.graph.file, HEAD_MAX_BYTES));
     state.head = await createSession(headBytes, 'wasm');
   }
+  if (m.emulator) { // the optional emulator: theta -> (curve, z); it holds a copy of the decoder
+    const emuBytes = await verifyGraph(m.emulator.graph, await fetchBounded(BUNDLE + m.emulator.graph.file, cap + HEAD_MAX_BYTES));
+    state.emu = await createSession(emuBytes, 'wasm');
+  }
   state.manifest = m;
   state.backend = backend;
 }
@@ -69,6 +73,26 @@ async function paramsOf(rows) {
   rows.forEach((row, r) => row.forEach((v, c) => { data[r * d + c] = v; }));
   const out = await state.head.run({ z: new ort.Tensor('float32', data, [rows.length, d]) });
   return rows.map((_, r) => Array.from(out.theta.data.subarray(r * k, (r + 1) * k)));
+}
+
+// The curves and codes of parameter rows, by emulator.onnx; rows outside the training range are refused.
+async function emulateRows(rows) {
+  if (!state.emu) throw new BundleError('this bundle has no emulator (emulator.onnx); export it from curves whose parameters are known');
+  const e = state.manifest.emulator; const k = e.names.length; const p = state.manifest.n_points; const d = state.manifest.latent_dim;
+  const data = new Float32Array(rows.length * k);
+  rows.forEach((row, r) => row.forEach((v, j) => {
+    if (!(v >= e.low[j] && v <= e.high[j])) throw new RangeError(`${e.names[j]} = ${v} is outside the training range [${e.low[j]}, ${e.high[j]}]`);
+    data[r * k + j] = v;
+  }));
+  const out = await state.emu.run({ theta: new ort.Tensor('float32', data, [rows.length, k]) });
+  return rows.map((_, r) => ({ curve: Array.from(out.x_hat.data.subarray(r * p, (r + 1) * p)),
+    z: Array.from(out.z.data.subarray(r * d, (r + 1) * d)) }));
+}
+
+async function setTheta(theta) {
+  const [row] = await emulateRows([theta]);
+  state.z = row.z; state.curve = row.curve; state.theta = theta;
+  redraw();
 }
 
 const showTheta = (theta) => state.manifest.params.names.map((n, i) => `${n} ${theta[i].toPrecision(4)}`).join(', ');
@@ -110,6 +134,7 @@ function redraw() {
   plotCurves($('curve'), m.grid, series, { yLabel: $('as-pdf').checked ? 'PDF' : 'log-PDF' });
   $('z-value').textContent = state.z.map((v) => v.toFixed(3)).join(', ');
   if (state.theta) $('theta-value').textContent = showTheta(state.theta);
+  if (state.theta && state.emu) state.theta.forEach((v, j) => { $(`theta-slider-${j}`).value = v; });
   if (m.latent_dim === 2) drawPad($('pad'), state.z, state.fit && state.fit.z);
   else state.z.forEach((v, k) => { $(`slider-${k}`).value = v; });
   const times = state.decodeMs;
@@ -176,9 +201,10 @@ function showFacts() {
   const m = state.manifest;
   const rows = [['family', m.family && m.family.name], ['points / latent size', `${m.n_points} / ${m.latent_dim}`],
     ['grid', `${m.grid[0]} … ${m.grid[m.grid.length - 1]}`], ['format', m.format_version], ['run', m.run_id],
-    ['opset / IR', `${m.opset} / ${m.ir_version}`], ['parity max abs', m.parity && m.parity.max_abs],
+    ['opset / IR', `${m.opset} / ${m.ir_version}`], ['parity max abs', m.parity && Number(m.parity.max_abs).toPrecision(3)],
     ['epochs', m.training && m.training.epochs],
-    ['parameters', m.params ? m.params.names.join(', ') : 'none (no parameter head)']];
+    ['parameters', m.params ? m.params.names.join(', ') : 'none (no parameter head)'],
+    ['emulator', m.emulator ? `θ → curve, held-out error ${(100 * m.emulator.error_median / m.emulator.spread).toFixed(2)}% of the spread` : 'none']];
   $('facts').innerHTML = rows.map(([k, v]) => `<tr><th>${k}</th><td>${String(v)}</td></tr>`).join('');
   $('backend').textContent = `onnxruntime-web ${ort.env.versions ? ort.env.versions.web : ''} · ${state.backend}`;
 }
@@ -198,6 +224,14 @@ function buildControls() {
     for (let k = 0; k < m.latent_dim; k += 1) {
       $(`slider-${k}`).addEventListener('input', () => setZ(state.z.map((v, j) => (j === k ? Number($(`slider-${k}`).value) : v))));
     }
+  }
+  if (state.emu) { // one slider per parameter over its training range: θ → curve by the emulator
+    const e = m.emulator;
+    $('theta-title').style.display = 'block';
+    $('theta-sliders').innerHTML = e.names.map((n, j) => `<label>${n} <input type="range" id="theta-slider-${j}" min="${e.low[j]}" max="${e.high[j]}" step="${(e.high[j] - e.low[j]) / 500}" value="${(e.low[j] + e.high[j]) / 2}"></label>`).join('');
+    e.names.forEach((_, j) => {
+      $(`theta-slider-${j}`).addEventListener('input', () => setTheta(e.names.map((__, i) => Number($(`theta-slider-${i}`).value))));
+    });
   }
   const builtIn = isBuiltIn(m.family);
   $('as-pdf').disabled = !builtIn;
@@ -224,6 +258,8 @@ window.curvae = {
   decode: decodeRows,
   encode: encodeRows,
   params: paramsOf,
+  emulate: emulateRows,
+  setTheta,
   fit: fitTarget,
   ready: (async () => {
     try {
@@ -234,7 +270,10 @@ window.curvae = {
     }
     showFacts();
     buildControls();
-    await setZ(new Array(state.manifest.latent_dim).fill(0));
+    const zero = new Array(state.manifest.latent_dim).fill(0);
+    for (let i = 0; i < 3; i += 1) await decodeRows([zero]); // warm-up calls: the shown time is a steady one
+    state.decodeMs = [];
+    await setZ(zero);
     $('status').textContent = `ready: ${BUNDLE}`;
     return true;
   })(),

@@ -175,17 +175,19 @@ def test_explorer_from_an_installed_wheel(web_root, tmp_path):
     print(f"page loaded and decoded in {time.time() - t:.1f}s")
 
 
-def test_explorer_shows_the_parameters_beside_z(web_root, run_dir, tmp_path):
-    """A bundle with a parameter head: the page reads params.onnx under the bundle rules and shows θ beside z,
-    the Python runtime's numbers."""
-    from curvae.training.export_run import export_run
-
-    bundle = tmp_path / "model"
-    export_run(run_dir, bundle)
+def test_explorer_shows_the_parameters_beside_z(web_root, trained_bundle, tmp_path):
+    """A bundle with a parameter head and an emulator: the page reads params.onnx and emulator.onnx under the
+    bundle rules, shows θ beside z and θ sliders that drive the emulator, the Python runtime's numbers. Its
+    screenshot is the README's picture (``make docs`` copies it to docs/img/explorer.png)."""
+    bundle = trained_bundle
     model = CurveModel.load(bundle)
     z = np.random.default_rng(5).standard_normal((4, 2)).astype(np.float32)
+    theta = np.array([[2.0, 3.0], [0.7, 4.1], [4.5, 1.2]])
     server, url = serve(bundle, web_root)
-    (tmp_path / "in.json").write_text(json.dumps({"url": url + "?backend=wasm", "z": z.tolist()}))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "explorer-parameters.png"
+    (tmp_path / "in.json").write_text(json.dumps({"url": url + "?backend=wasm", "z": z.tolist(),
+                                                  "theta": theta.tolist(), "screenshot": str(shot)}))
     try:
         res = subprocess.run(["node", str(ROOT / "tests" / "e2e" / "page_decode.mjs"), str(web_root),
                               str(tmp_path / "in.json"), str(tmp_path / "out.json")],
@@ -202,3 +204,14 @@ def test_explorer_shows_the_parameters_beside_z(web_root, run_dir, tmp_path):
     np.testing.assert_allclose(shown, theta0, rtol=1e-3)
     assert "alpha, beta" in out["facts"]
     assert ("/bundle/params.onnx", 200) in [tuple(r) for r in out["requests"]]
+    # θ sliders: the page's emulator gives the Python runtime's curves and codes, and moving one redraws.
+    curves, codes = model.emulate(theta, codes=True)
+    scale = float(np.abs(curves).max())
+    np.testing.assert_allclose([r["curve"] for r in out["emulated"]], curves, atol=1e-5 * scale)
+    np.testing.assert_allclose([r["z"] for r in out["emulated"]], codes, atol=1e-5)
+    slid = np.asarray(out["slid"]["theta"])
+    # The sliders follow the shown curve's θ (at z = 0: the head's); moving the first keeps the other where it was.
+    assert abs(slid[0] - theta[0, 0]) < 0.02 and abs(slid[1] - theta0[1]) < 0.02
+    np.testing.assert_allclose(out["slid"]["curve"], model.emulate(slid[None])[0], atol=1e-5 * scale)
+    assert "alpha = 99 is outside the training range [0, 5]" in out["outOfRange"]
+    assert "emulator" in out["facts"] and shot.is_file()

@@ -44,7 +44,8 @@ def test_train_export_encode_decode_sample_fit(tmp_path, beta_targets):
 
     res = invoke("export", run, "--out", model)
     assert "parity passed on batches [1, 2, 7, 1000]" in res.output
-    assert {p.name for p in model.iterdir()} == {"manifest.json", "encoder.onnx", "decoder.onnx", "params.onnx"}
+    assert {p.name for p in model.iterdir()} == {"manifest.json", "encoder.onnx", "decoder.onnx", "params.onnx",
+                                                 "emulator.onnx"}
 
     res = invoke("check", model, "--run", run)
     assert "sha256, opsets and run ids OK" in res.output and "onnx.checker full check passed" in res.output
@@ -144,7 +145,7 @@ def test_every_command_has_help():
     from curvae.cli import main
 
     assert set(main.commands) == {"train", "export", "check", "info", "encode", "decode", "sample", "fit", "report",
-                                  "explore", "demo"}
+                                  "explore", "demo", "emulate"}
     for cmd in main.commands:
         out = invoke(cmd, "--help").output
         assert out.startswith(f"Usage: main {cmd} ") or out.startswith(f"Usage: curvae {cmd} "), out[:80]

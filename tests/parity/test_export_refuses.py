@@ -54,8 +54,8 @@ def test_existing_bundle_needs_force(run_dir, bundle_dir, tmp_path):
 def test_force_replaces_a_bundle_whole(run_dir, bundle_copy):
     (bundle_copy / "stale.txt").write_text("old")
     export_run(run_dir, bundle_copy, force=True)
-    assert sorted(p.name for p in bundle_copy.iterdir()) == ["decoder.onnx", "encoder.onnx", "manifest.json",
-                                                             "params.onnx"]
+    assert sorted(p.name for p in bundle_copy.iterdir()) == ["decoder.onnx", "emulator.onnx", "encoder.onnx",
+                                                             "manifest.json", "params.onnx"]
     assert not [p for p in bundle_copy.parent.iterdir() if p.name.startswith(".")]
 
 

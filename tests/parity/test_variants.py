@@ -19,7 +19,8 @@ def variant_bundle(run_dir, tmp_path_factory):
 def test_variant_files_and_manifest_records(variant_bundle):
     assert {p.name for p in variant_bundle.iterdir()} == {
         "manifest.json", "encoder.onnx", "decoder.onnx", "encoder.fp16.onnx", "decoder.fp16.onnx",
-        "encoder.int8.onnx", "decoder.int8.onnx", "params.onnx"}  # one float32 parameter head for every variant
+        "encoder.int8.onnx", "decoder.int8.onnx", "params.onnx",
+        "emulator.onnx"}  # one float32 parameter head and emulator for every variant
     assert CurveModel.load(variant_bundle, variant="int8").param_head is not None
     v = CurveModel.load(variant_bundle).manifest.variants
     for name, budget in (("fp16", 0.05), ("int8", 0.5)):

@@ -13,9 +13,9 @@ from curvae.runtime.bundle.format import (
 )
 
 
-def test_bundle_without_variants_holds_its_three_graphs_and_manifest(bundle_dir):
+def test_bundle_without_variants_holds_its_four_graphs_and_manifest(bundle_dir):
     assert {p.name for p in bundle_dir.iterdir()} == read_manifest(bundle_dir).files() == {
-        "manifest.json", "encoder.onnx", "decoder.onnx", "params.onnx"}
+        "manifest.json", "encoder.onnx", "decoder.onnx", "params.onnx", "emulator.onnx"}
 
 
 def test_manifest_round_trip_and_required_facts(bundle_dir):

@@ -172,3 +172,17 @@ def test_codes_and_parameters_csvs_keep_a_numeric_first_row(model, tmp_path):
         res = runner.invoke(main, [cmd, str(model.path), str(tmp_path / "rows.csv"), "--out", str(tmp_path / out)])
         assert res.exit_code == 0, res.output
         assert np.load(tmp_path / out).shape == (3, model.n_points)
+
+
+def test_a_tampered_or_missing_emulator_is_refused(bundle_copy):
+    from curvae.core.errors import BundleError
+
+    path = bundle_copy / "emulator.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="emulator.onnx has sha256"):
+        CurveModel.load(bundle_copy)
+    path.unlink()
+    with pytest.raises(BundleError, match="emulator.onnx"):
+        CurveModel.load(bundle_copy)

@@ -79,13 +79,13 @@ def run_demo(
                 name: float(np.median(np.abs(fit.theta[:, j] - theta[:, j]) / np.abs(theta[:, j])))
                 for j, name in enumerate(model.manifest.params.names)},
         }
-        summary["report"] = _report(tmp)
+        summary["report"] = _report(tmp, theta if fit.theta is not None else None)
         summary["seconds"] = time.perf_counter() - t0
         write_json(tmp / "summary.json", summary)
     return summary
 
 
-def _report(folder: Path) -> str | None:
+def _report(folder: Path, truth: np.ndarray | None = None) -> str | None:
     """Write ``folder/report`` for the demo's own model and targets; None without matplotlib."""
     try:
         import matplotlib  # noqa: F401
@@ -93,7 +93,7 @@ def _report(folder: Path) -> str | None:
         return None
     from curvae.report import build_report
 
-    build_report(folder / "model", folder / "report", targets=folder / "targets.npy", label="model")
+    build_report(folder / "model", folder / "report", targets=folder / "targets.npy", label="model", truth=truth)
     return "report/index.html"
 
 

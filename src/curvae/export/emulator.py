@@ -26,6 +26,8 @@ How it is built (``docs/parameters.md`` has the measurements behind each choice)
 from __future__ import annotations
 
 import copy
+import hashlib
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -50,6 +52,10 @@ EMU_MAX_TRAIN = 2000
 EMU_HIDDEN, EMU_ITERS_CODES, EMU_ITERS_METRIC = 64, 300, 2000
 #: Fewest curves with known parameters an emulator is trained on.
 EMU_MIN_CURVES = 20
+#: Networks kept per process, by their exact inputs: exporting one run again (another opset, a precision variant,
+#: a forced re-export) reuses its network instead of training the same one again.
+_TRAINED: OrderedDict[str, EmulatorNet] = OrderedDict()
+_TRAINED_MAX = 8
 
 
 class EmulatorNet(torch.nn.Module):
@@ -110,7 +116,22 @@ def train_emulator(theta: np.ndarray, z: np.ndarray, jac: np.ndarray, transforms
                    hidden: int = EMU_HIDDEN, iters: tuple[int, int] = (EMU_ITERS_CODES, EMU_ITERS_METRIC),
                    seed: int = 0) -> EmulatorNet:
     """Fit the network on parameters ``theta`` (n, k), fitted codes ``z`` (n, D) and the decoder's Jacobians
-    ``jac`` (n, D, P) there; float64 L-BFGS, then float32."""
+    ``jac`` (n, D, P) there; float64 L-BFGS, then float32. The same inputs give the same network, so a process
+    keeps the last few it trained (a copy is returned)."""
+    h = hashlib.sha256(repr((transforms, hidden, iters, seed, theta.shape, z.shape, jac.shape)).encode())
+    for a in (theta, z, jac):
+        h.update(np.ascontiguousarray(a).tobytes())
+    key = h.hexdigest()
+    if key not in _TRAINED:
+        _TRAINED[key] = _train(theta, z, jac, transforms, hidden=hidden, iters=iters, seed=seed)
+        while len(_TRAINED) > _TRAINED_MAX:
+            _TRAINED.popitem(last=False)
+    _TRAINED.move_to_end(key)
+    return copy.deepcopy(_TRAINED[key])
+
+
+def _train(theta: np.ndarray, z: np.ndarray, jac: np.ndarray, transforms: tuple[str, ...], *, hidden: int,
+           iters: tuple[int, int], seed: int) -> EmulatorNet:
     torch.manual_seed(seed)
     net = EmulatorNet(theta.shape[1], z.shape[1], hidden, transforms, theta).double()
     x = net.features(torch.tensor(theta, dtype=torch.float64)).detach()

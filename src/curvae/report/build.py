@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from curvae.core.atomic import atomic_dir, write_bytes, write_json
-from curvae.core.errors import CurvaeError
+from curvae.core.errors import CurvaeError, InputError
 from curvae.core.seeding import rng
 from curvae.families import FAMILIES, Family
 from curvae.io.targets import read_fit_targets
@@ -25,7 +25,7 @@ from curvae.runtime.model import CurveModel
 REPORT_FILES = frozenset({"index.html", "report.json", "training.png", "family.png", "latent_hist.png",
                           "latent_scatter.png", "decoded_grid.png", "reconstructions.png", "fit_residuals.png",
                           "worst_fits.png", "fit_bands.png", "latent_ellipses.png", "calibration.png", "ood.png",
-                          "baseline.png", "params.png"})
+                          "baseline.png", "params.png", "emulator.png"})
 
 
 def _matplotlib() -> None:
@@ -46,6 +46,7 @@ def build_report(
     n_targets: int = 500,
     seed: int = 0,
     force: bool = False,
+    truth: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Write the report of a bundle into the folder ``out`` and return its numbers.
 
@@ -65,6 +66,9 @@ def build_report(
         Fresh curves encoded for the latent figures, and targets fitted.
     seed : int
         Seeds the fresh curves.
+    truth : ndarray of shape (n_targets, k), optional
+        The known parameters of ``targets`` (in the order of the bundle's parameter names): with a parameter
+        head, the report then shows how well they are recovered (``params.png``), as for fresh family curves.
 
     Returns
     -------
@@ -73,7 +77,7 @@ def build_report(
     """
     _matplotlib()
     model = CurveModel.load(bundle)
-    data = _data(model, targets, n_codes=n_codes, n_targets=n_targets, seed=seed)
+    data = _data(model, targets, n_codes=n_codes, n_targets=n_targets, seed=seed, truth=truth)
     numbers = _numbers(model, data, label=label or str(bundle), targets_from_file=targets is not None)
     with atomic_dir(out, force=force) as tmp:
         figs = _figures(model, data, tmp)
@@ -97,9 +101,11 @@ class _Data:
     foreign: dict[str, FitResult]  # fits of curves that are not the family's, for the out-of-family figure
     observations: Observations | None = None  # targets with gaps or on their own grid
     params: dict[str, Any] | None = None  # recovered parameters of curves whose truth is known (see _param_check)
+    emulation: dict[str, Any] | None = None  # emulated against true curves at known θ (see _emulation)
 
 
-def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int) -> _Data:
+def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int,
+          truth: np.ndarray | None = None) -> _Data:
     """Fresh family curves (or prior samples for a custom family), the targets, and their fits."""
     m = model.manifest
     family = FAMILIES.get(m.family.get("name", ""))
@@ -110,24 +116,57 @@ def _data(model: CurveModel, targets, *, n_codes: int, n_targets: int, seed: int
         curves, theta = family.sample(n_codes, seed=g)
     else:
         curves, theta = model.sample(n_codes, seed=g), None
-    obs, truth = None, None
+    obs = None
     if targets is not None:
         read = read_fit_targets(targets, model_grid=model.grid, latent_dim=model.latent_dim, clip_range=True)
         obs = read.observations
         t = read.values if obs is None else np.full((obs.values.shape[0], model.n_points), np.nan, np.float32)
         if obs is None and np.isnan(t).any():
             obs = on_model_grid(t, latent_dim=model.latent_dim)
+        if truth is not None:
+            truth = np.asarray(truth, np.float64)
+            k = 0 if m.params is None else m.params.k
+            if obs is not None or truth.shape != (len(t), k):
+                raise InputError(f"truth has shape {truth.shape}; it must hold the {k} known parameters of each of the "
+                                 f"{len(t)} complete targets, row by row (or leave it out)")
     elif family is not None:
         t, truth = family.sample(n_targets, seed=g)
     elif m.held_out is not None:  # user data: its own held-out curves, kept in the bundle at export
         t = m.held_out.array()[:n_targets]
         truth = np.asarray(m.params.held_out)[:n_targets] if m.params is not None and m.params.held_out else None
     else:
-        t = model.sample(n_targets, seed=g)
+        t, truth = model.sample(n_targets, seed=g), None
     fit = model.fit(t) if obs is None else model.fit(None, observations=obs)
     base = t if obs is None else fit.x_hat  # foreign curves are built from complete curves
     return _Data(family, curves, theta, model.encode(curves), t, fit, coverage(model, seed=seed, family=family),
-                 _foreign_fits(model, base, g), obs, _param_check(model, t, truth, g))
+                 _foreign_fits(model, base, g), obs, _param_check(model, t, truth, g),
+                 _emulation(model, family, n_targets, g))
+
+
+def _emulation(model: CurveModel, family: Family | None, n: int, g: np.random.Generator) -> dict[str, Any] | None:
+    """Curves of known θ (fresh θ inside the emulator's range for a family, the held-out curves of user data)
+    against their emulation: the error as a share of the curves' spread, and beside the latent fit's."""
+    m = model.manifest
+    if model.emulator is None:
+        return None
+    if family is not None:
+        theta = g.uniform(m.emulator.low, m.emulator.high, (n, m.emulator.k))
+        curves = family.curves(theta)
+    elif m.held_out is not None and m.params is not None and m.params.held_out and m.params.names == m.emulator.names:
+        theta, curves = np.asarray(m.params.held_out), m.held_out.array()
+        keep = ~model.emulator.outside(theta)
+        theta, curves = theta[keep], curves[keep]
+    else:
+        return None
+    if len(theta) < 2:
+        return None
+    emulated = model.emulate(theta)
+    err = np.linalg.norm(emulated.astype(np.float64) - curves, axis=1)
+    spread = float(np.median(np.linalg.norm(curves - curves.mean(axis=0), axis=1)))
+    floor = float(np.median(model.fit(curves, uncertainty=False, params=False).residual))
+    return {"names": m.emulator.names, "theta": theta, "curves": curves, "emulated": emulated,
+            "numbers": {"n": int(len(theta)), "share_median": float(np.median(err)) / spread,
+                        "share_p90": float(np.quantile(err, 0.9)) / spread, "vs_fit_residual": float(np.median(err)) / floor}}
 
 
 def _param_check(model: CurveModel, targets: np.ndarray, truth: np.ndarray | None,
@@ -180,6 +219,7 @@ def _numbers(model: CurveModel, d: _Data, *, label: str, targets_from_file: bool
                                              for k, f in d.foreign.items()}},
         "calibration": d.calibration,
         "params": None if d.params is None else {"sigma": d.params["sigma"], **d.params["numbers"]},
+        "emulator": None if d.emulation is None else d.emulation["numbers"],
     }
 
 
@@ -231,6 +271,14 @@ def _figures(model: CurveModel, d: _Data, folder: Path) -> list[tuple[str, str]]
         missing = [np.flatnonzero(~o.observed[i]) if o.aligned else np.array([], int) for i in show]
         fig.measured_fits(model.grid, d.fit.x_hat[show], points, missing, folder / "measured_fits.png")
         figs.append(("measured_fits.png", "Targets with missing points or their own grid, over the decoded curve"))
+    if d.emulation is not None:
+        e, n = d.emulation, d.emulation["numbers"]
+        show = np.linspace(0, len(e["theta"]) - 1, 6).astype(int)
+        labels = [", ".join(f"{name}={v:.3g}" for name, v in zip(e["names"], row)) for row in e["theta"][show]]
+        fig.emulated(grid, e["curves"][show], e["emulated"][show], labels, dens, folder / "emulator.png",
+                     f"θ → curve by the emulator on {n['n']} θ it never saw: median error {n['share_median']:.2%} "
+                     f"of the curves' spread (p90 {n['share_p90']:.2%}), {n['vs_fit_residual']:.1f}× the latent fit's")
+        figs.append(("emulator.png", "Curves at known parameters against the emulator's curves (emulator.onnx)"))
     figs += _uncertainty_figures(model, d, folder, order)
     return figs
 

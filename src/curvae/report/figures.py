@@ -157,3 +157,20 @@ def baseline(pca: dict[int, float], model_residual: float, latent_dim: int, path
            title="The model against a linear basis")
     ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def emulated(grid: NDArray, truth: NDArray, emulated_curves: NDArray, labels: list[str], as_density: bool, path: Path,
+             title: str) -> None:
+    """True curves (black) against the emulator's curves at the same θ (dashed), one panel each."""
+    plt = _plt()
+    n = len(truth)
+    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.6), squeeze=False)
+    for ax, y, e, label in zip(axes[0], truth, emulated_curves, labels):
+        show = np.exp if as_density else (lambda v: v)
+        ax.plot(grid, show(y), "k-", lw=1.4, label="true curve")
+        ax.plot(grid, show(e), "--", color="#d62728", lw=1.2, label="emulated")
+        ax.set_title(label, fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle(title, fontsize=8)
+    _save(fig, path)
