@@ -33,6 +33,8 @@ class Emulator:
         self.session = session
         self.record = record
         self.low, self.high = np.array(record.low), np.array(record.high)
+        slack = RANGE_SLACK * (self.high - self.low)
+        self._inside = (self.low - slack, self.high + slack)  # float64 bounds; numpy compares float32 θ exactly
         u_lo, u_hi = record.u_range()
         self.u_mid, self.u_half = (u_lo + u_hi) / 2, (u_hi - u_lo) / 2  # (k,): the fit space's box
 
@@ -48,18 +50,20 @@ class Emulator:
 
     def outside(self, theta: NDArray) -> NDArray[np.bool_]:
         """(n,) bool: rows with a parameter outside the training range."""
-        slack = RANGE_SLACK * (self.high - self.low)
-        return ((theta < self.low - slack) | (theta > self.high + slack)).any(axis=1)
+        lo, hi = self._inside
+        return ((theta < lo) | (theta > hi)).any(axis=1)
 
-    def check(self, theta: NDArray, *, extrapolate: bool, row_offset: int = 0) -> NDArray[np.bool_]:
-        """The rows outside the training range (n,); InputError on the first unless ``extrapolate``, when a
-        warning says how many there are."""
+    def check(self, theta: NDArray, *, extrapolate: bool, row_offset: int = 0) -> NDArray[np.bool_] | None:
+        """The rows outside the training range (n,), or None when there are none; InputError on the first unless
+        ``extrapolate``, when a warning says how many there are."""
+        lo, hi = self._inside
+        if (theta >= lo).all() and (theta <= hi).all():  # the common case: two comparisons
+            return None
         out = self.outside(theta)
         if not out.any():
-            return out
+            return None
         i = int(np.flatnonzero(out)[0])
-        slack = RANGE_SLACK * (self.high - self.low)
-        j = int(np.flatnonzero((theta[i] < self.low - slack) | (theta[i] > self.high + slack))[0])
+        j = int(np.flatnonzero((theta[i] < lo) | (theta[i] > hi))[0])
         where = (f"theta[{row_offset + i}, {j}] ({self.names[j]}) = {float(theta[i, j]):.6g} is outside the "
                  f"training range [{self.low[j]:.6g}, {self.high[j]:.6g}]")
         if not extrapolate:
