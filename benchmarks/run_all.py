@@ -3,7 +3,7 @@
     make bench            # or: python benchmarks/run_all.py
 
 Each figure is measured side by side with its baseline in the same run;
-results land in benchmarks/results/{train,fit,runtime,memory,scale,families,params,train_scale,summary}.json, and the
+results land in benchmarks/results/{train,fit,runtime,memory,scale,families,params,emulator,train_scale,summary}.json, and the
 tables in docs/performance.md and docs/families.md are rewritten from them.
 """
 
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+import bench_emulator  # noqa: E402
 import bench_families  # noqa: E402
 import bench_fit  # noqa: E402
 import bench_memory  # noqa: E402
@@ -44,6 +45,7 @@ def main(example_epochs: int, scale_rows: int) -> str:
         print(f"{row['name']}: " + "; ".join(f"{label} {'met' if good else 'MISSED'}"
                                               for label, good in bench_families.verdicts(row)))
     bench_params.main()  # results/params.json: docs/parameters.md
+    bench_emulator.main(("beta", "peak", "logistic", "planck"))  # results/emulator.json: docs/parameters.md
     bench_train_scale.main()  # results/train_scale.json: docs/scale.md, "Training at scale"
     return summarise()
 

@@ -79,6 +79,13 @@ def run_demo(
                 name: float(np.median(np.abs(fit.theta[:, j] - theta[:, j]) / np.abs(theta[:, j])))
                 for j, name in enumerate(model.manifest.params.names)},
         }
+        if model.emulator is not None:  # θ → curve on the same fresh targets, with their true θ
+            emulated = model.emulate(theta)
+            spread = float(np.median(np.linalg.norm(targets - targets.mean(axis=0), axis=1)))
+            err = np.linalg.norm(emulated.astype(np.float64) - targets, axis=1)
+            summary["emulator"] = {"share_median": float(np.median(err)) / spread,
+                                   "share_p90": float(np.quantile(err, 0.9)) / spread,
+                                   "vs_fit_residual": float(np.median(err) / np.median(fit.residual))}
         summary["report"] = _report(tmp, theta if fit.theta is not None else None)
         summary["seconds"] = time.perf_counter() - t0
         write_json(tmp / "summary.json", summary)
@@ -126,5 +133,11 @@ def _params_line(s: dict[str, Any]) -> str:
     p = s.get("params")
     if not p:
         return ""
-    return (f"\n  params     {', '.join(p)} of each target from its fit (params.onnx): median relative error "
+    line = (f"\n  params     {', '.join(p)} of each target from its fit (params.onnx): median relative error "
             + ", ".join(f"{v:.2%}" for v in p.values()))
+    e = s.get("emulator")
+    if e:
+        line += (f"\n  emulator   the targets' curves from their true {', '.join(p)} (emulator.onnx): median error "
+                 f"{e['share_median']:.3%} of the curves' spread (p90 {e['share_p90']:.3%}), "
+                 f"{e['vs_fit_residual']:.1f}x the fit's residual")
+    return line

@@ -35,6 +35,11 @@ class Emulator:
         self.low, self.high = np.array(record.low), np.array(record.high)
         slack = RANGE_SLACK * (self.high - self.low)
         self._inside = (self.low - slack, self.high + slack)  # float64 bounds; numpy compares float32 θ exactly
+        # The same bounds in float32, rounded outwards: a float32 θ inside them is inside the float64 ones too
+        # (up to one float32 step, far below the slack), compared without casting θ.
+        self._inside32 = (np.nextafter(self._inside[0].astype(np.float32), np.float32(-np.inf)),
+                          np.nextafter(self._inside[1].astype(np.float32), np.float32(np.inf)))
+        self._columns = f"parameters ({', '.join(record.names)})"
         u_lo, u_hi = record.u_range()
         self.u_mid, self.u_half = (u_lo + u_hi) / 2, (u_hi - u_lo) / 2  # (k,): the fit space's box
 
@@ -44,9 +49,7 @@ class Emulator:
 
     def theta(self, theta: ArrayLike, *, row_offset: int = 0) -> NDArray[np.float32]:
         """``theta`` as a float32 (n, k) matrix of finite values, or InputError naming the first bad one."""
-        names = ", ".join(self.names)
-        return as_matrix(theta, name="theta", n_cols=self.record.k, col_name=f"parameters ({names})",
-                         row_offset=row_offset)
+        return as_matrix(theta, name="theta", n_cols=self.record.k, col_name=self._columns, row_offset=row_offset)
 
     def outside(self, theta: NDArray) -> NDArray[np.bool_]:
         """(n,) bool: rows with a parameter outside the training range."""
@@ -56,9 +59,10 @@ class Emulator:
     def check(self, theta: NDArray, *, extrapolate: bool, row_offset: int = 0) -> NDArray[np.bool_] | None:
         """The rows outside the training range (n,), or None when there are none; InputError on the first unless
         ``extrapolate``, when a warning says how many there are."""
-        lo, hi = self._inside
-        if (theta >= lo).all() and (theta <= hi).all():  # the common case: two comparisons
+        lo32, hi32 = self._inside32
+        if (theta >= lo32).all() and (theta <= hi32).all():  # the common case: two comparisons
             return None
+        lo, hi = self._inside
         out = self.outside(theta)
         if not out.any():
             return None
