@@ -186,3 +186,16 @@ def test_a_tampered_or_missing_emulator_is_refused(bundle_copy):
     path.unlink()
     with pytest.raises(BundleError, match="emulator.onnx"):
         CurveModel.load(bundle_copy)
+
+
+def test_theta_fits_take_curves_on_their_own_grid_and_flag_foreign_curves(model):
+    theta = inside(model, 20, seed=12, margin=0.1)
+    x_own = np.linspace(0.05, 0.95, 37)
+    dense = model.emulate(theta).astype(np.float64)
+    y = np.stack([np.interp(x_own, model.grid, row) for row in dense])
+    fit = model.fit(y, grid=x_own, space="theta")
+    assert fit.x_hat_obs.shape == (20, 37) and np.median(np.abs(fit.theta - theta) / theta) < 0.02
+    scale = float(np.std(dense))
+    sines = scale * np.sin(2 * np.pi * 3 * model.grid)[None] * np.ones((5, 1))
+    foreign = model.fit(sines.astype(np.float32), space="theta")
+    assert foreign.ood is not None and foreign.ood.all() and not fit.ood.any()

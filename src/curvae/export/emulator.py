@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -217,11 +218,10 @@ def score(record: EmulatorRecord, data: bytes, head_bytes: bytes | None, enc, cu
           theta: np.ndarray) -> EmulatorRecord:
     """``record`` with the emulator's error on held-out ``curves`` (m, P) at their true ``theta`` (m, k), and the
     residuals of the default parameter-space fit of them (the runtime's, from the head's θ of the encoder's μ)."""
-    from dataclasses import replace
-
     emu = Emulator(make_session(data, ["CPUExecutionProvider"], name="emulator"), record)
     inside = ~emu.outside(theta)  # the held-out split may reach a little past the training range
-    curves, theta = curves[inside], theta[inside]
+    if inside.sum() >= 2:
+        curves, theta = curves[inside], theta[inside]
     x_hat, _ = emu.run(theta.astype(np.float32))
     err = np.linalg.norm(x_hat.astype(np.float64) - curves, axis=1)
     spread = float(np.median(np.linalg.norm(curves - curves.mean(axis=0), axis=1)))

@@ -166,7 +166,7 @@ def emulated(grid: NDArray, truth: NDArray, emulated_curves: NDArray, labels: li
     n = len(truth)
     fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.6), squeeze=False)
     for ax, y, e, label in zip(axes[0], truth, emulated_curves, labels):
-        show = np.exp if as_density else (lambda v: v)
+        show = (lambda v: np.exp(np.minimum(v, 700.0))) if as_density else (lambda v: v)  # a poor model's curve
         ax.plot(grid, show(y), "k-", lw=1.4, label="true curve")
         ax.plot(grid, show(e), "--", color="#d62728", lw=1.2, label="emulated")
         ax.set_title(label, fontsize=7)
