@@ -17,15 +17,11 @@ from typing import Any
 import numpy as np
 
 from curvae.runtime.bundle.param_head import TRANSFORMS, to_u
-from curvae.runtime.bundle.records import FitResidualRecord, GraphInfo
+from curvae.runtime.bundle.records import FitResidualRecord, GraphInfo, floats
 
 EMULATOR_FILE = "emulator.onnx"
 EMULATOR_INPUTS = ("theta",)
 EMULATOR_OUTPUTS = ("x_hat", "z")
-
-
-def _floats(values: Any) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -104,7 +100,7 @@ class EmulatorRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EmulatorRecord:
         rec = cls(graph=GraphInfo.from_dict(d["graph"]), names=tuple(str(n) for n in d["names"]),
-                  low=_floats(d["low"]), high=_floats(d["high"]), transforms=tuple(str(t) for t in d["transforms"]),
+                  low=floats(d["low"]), high=floats(d["high"]), transforms=tuple(str(t) for t in d["transforms"]),
                   hidden=int(d["hidden"]), n_train=int(d["n_train"]), n_held_out=int(d["n_held_out"]),
                   error_median=float(d["error_median"]), error_p90=float(d["error_p90"]), spread=float(d["spread"]),
                   fit_residual_median=float(d["fit_residual_median"]), parity=dict(d["parity"]),

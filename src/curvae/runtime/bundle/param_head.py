@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from curvae.runtime.bundle.records import GraphInfo
+from curvae.runtime.bundle.records import GraphInfo, floats
 
 PARAMS_FILE = "params.onnx"
 PARAMS_INPUTS = ("z",)
@@ -30,10 +30,6 @@ def to_u(theta: np.ndarray, transforms: tuple[str, ...]) -> np.ndarray:
     mask = np.array([t == "log" for t in transforms])
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(mask, np.log(np.where(mask, theta, 1.0)), theta)
-
-
-def _floats(values: Any) -> tuple[float, ...]:
-    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -100,11 +96,11 @@ class ParamHeadRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParamHeadRecord:
         rec = cls(graph=GraphInfo.from_dict(d["graph"]), names=tuple(str(n) for n in d["names"]),
-                  transforms=tuple(str(t) for t in d["transforms"]), low=_floats(d["low"]), high=_floats(d["high"]),
-                  error=_floats(d["error"]), rel_error_median=_floats(d["rel_error_median"]),
-                  rel_error_p90=_floats(d["rel_error_p90"]), hidden=int(d["hidden"]), n_train=int(d["n_train"]),
+                  transforms=tuple(str(t) for t in d["transforms"]), low=floats(d["low"]), high=floats(d["high"]),
+                  error=floats(d["error"]), rel_error_median=floats(d["rel_error_median"]),
+                  rel_error_p90=floats(d["rel_error_p90"]), hidden=int(d["hidden"]), n_train=int(d["n_train"]),
                   n_held_out=int(d["n_held_out"]), parity=dict(d["parity"]),
-                  held_out=tuple(_floats(r) for r in d.get("held_out") or ()))
+                  held_out=tuple(floats(r) for r in d.get("held_out") or ()))
         rec.check()
         return rec
 

@@ -18,7 +18,8 @@ Variant = Literal["fp16", "int8"]
 VARIANTS: tuple[str, ...] = get_args(Variant)
 
 
-def _floats(values: Any) -> tuple[float, ...]:
+def floats(values: Any) -> tuple[float, ...]:
+    """A manifest list of numbers as a tuple of floats (None or empty: ())."""
     return tuple(float(v) for v in values or ())
 
 
@@ -163,8 +164,8 @@ class TrainingRecord:
 
         return cls(epochs=opt("epochs", int), n_train=opt("n_train", int), n_val=opt("n_val", int),
                    final={str(k): v for k, v in (d.get("final") or {}).items()}, seconds=opt("seconds", float),
-                   device=opt("device", str), latent_mean=_floats(d.get("latent_mean")),
-                   latent_std=_floats(d.get("latent_std")), config=dict(d.get("config") or {}),
+                   device=opt("device", str), latent_mean=floats(d.get("latent_mean")),
+                   latent_std=floats(d.get("latent_std")), config=dict(d.get("config") or {}),
                    history=tuple(dict(r) for r in d.get("history") or ()),
                    capacity=dict(d["capacity"]) if isinstance(d.get("capacity"), dict) else {})
 
