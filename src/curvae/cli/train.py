@@ -216,12 +216,13 @@ def _print_run(out: str, s: dict) -> None:
 @click.option("--held-out", default=ExportConfig.held_out, show_default=True, type=int,
               help="Held-out curves of your data kept (hashed) in the manifest for reports; 0 for private data.")
 @click.option("--no-params", is_flag=True,
-              help="Leave out the parameter head (params.onnx: z -> the curve's parameters, when they are known).")
+              help="Leave out the parameter head and the emulator (params.onnx: z -> the curve's parameters, and "
+                   "emulator.onnx: parameters -> curve, when they are known).")
 @force_option
 def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, int8_scheme, held_out,
            no_params, force) -> None:
-    """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json, and params.onnx when the
-    curves' parameters are known)."""
+    """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json, and params.onnx and emulator.onnx
+    when the curves' parameters are known)."""
     from curvae.training.export_run import export_run
 
     variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
@@ -240,6 +241,11 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
         click.echo("parameters (params.onnx): " + "; ".join(
             f"{n} held-out relative error median {m:.2%}, p90 {q:.2%}"
             for n, m, q in zip(h.names, h.rel_error_median, h.rel_error_p90)))
+    if res.manifest.emulator is not None:
+        e = res.manifest.emulator
+        click.echo(f"emulator (emulator.onnx): held-out curves from their parameters within {e.share_median:.3%} of "
+                   f"their spread (median; p90 {e.share_p90:.3%}), {e.error_median / max(e.fit_residual_median, 1e-300):.1f}x "
+                   "the latent fit's residual")
     for name, v in res.manifest.variants.items():
         click.echo(f"variant {name}: max |{name} - fp32| {v.max_abs['x_hat']:.3g} (budget {v.budget:g}), "
                    f"decode {v.decode_rows_per_s / 1e6:.2f}M rows/s vs fp32 {v.fp32_decode_rows_per_s / 1e6:.2f}M, "
