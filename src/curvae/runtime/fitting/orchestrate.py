@@ -8,8 +8,8 @@ returns (the parameter head's θ for a latent fit, θ itself for a parameter fit
 
 from __future__ import annotations
 
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
