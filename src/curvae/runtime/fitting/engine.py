@@ -63,7 +63,8 @@ class FitResult:
     x_hat : ndarray of shape (n_targets, n_points), float32
         ``decode(z)``.
     cov : ndarray of shape (n_targets, latent_dim, latent_dim), float64
-        Laplace (Gauss-Newton) covariance of z; ``inf`` where ill-conditioned.
+        Laplace (Gauss-Newton) covariance of z; ``inf`` where ill-conditioned. None (with ``z_std``) for a fit in
+        parameter space, whose uncertainty is ``theta_cov``.
     z_std : ndarray of shape (n_targets, latent_dim), float64
         Standard deviation of each coordinate of z.
     sigma : ndarray of shape (n_targets,), float64
@@ -98,7 +99,7 @@ class FitResult:
         The fit at each target's own points (NaN where a target has fewer
         than m); None for complete targets on the model grid.
     samples : ndarray of shape (n_targets, m, latent_dim), float32, or None
-        Posterior samples of z (``method="mcmc"``); ``cov`` and ``z_std`` are
+        Posterior samples of z (``method="mcmc"``; of θ, shape (n_targets, m, k), for a fit in parameter space); ``cov`` and ``z_std`` are
         then theirs, and the band is the 2.3%–97.7% pointwise quantiles of
         their decodings (one batched decoder call).
     theta : ndarray of shape (n_targets, k), float64, or None
