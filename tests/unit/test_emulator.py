@@ -199,3 +199,14 @@ def test_theta_fits_take_curves_on_their_own_grid_and_flag_foreign_curves(model)
     sines = scale * np.sin(2 * np.pi * 3 * model.grid)[None] * np.ones((5, 1))
     foreign = model.fit(sines.astype(np.float32), space="theta")
     assert foreign.ood is not None and foreign.ood.all() and not fit.ood.any()
+
+
+def test_a_parameter_file_of_the_wrong_width_or_with_nan_is_named_as_parameters(model, tmp_path):
+    np.save(tmp_path / "wide.npy", np.ones((4, 3)))
+    np.save(tmp_path / "nan.npy", np.array([[1.0, np.nan]]))
+    runner = CliRunner()
+    res = runner.invoke(main, ["emulate", str(model.path), str(tmp_path / "wide.npy"), "--out", str(tmp_path / "o.npy")])
+    assert res.exit_code == 1 and "parameters in wide.npy has 3 values per row; this model needs 2" in res.output
+    res = runner.invoke(main, ["emulate", str(model.path), str(tmp_path / "nan.npy"), "--out", str(tmp_path / "o.npy")])
+    assert res.exit_code == 1 and "theta[0, 1] = nan is not finite" in res.output and "`fit`" not in res.output
+    assert not (tmp_path / "o.npy").exists()

@@ -156,7 +156,7 @@ def load_curves(
             grid, raw, from_row = arr[0], arr[1:], True
     try:
         curves = as_matrix(raw, name=f"{what} in {p.name}", n_cols=n_points,
-                           col_name="points" if what == "curves" else "values", min_rows=min_rows, min_cols=min_points,
+                           col_name="points" if what in ("curves", "targets") else "values", min_rows=min_rows, min_cols=min_points,
                            allow_nan=allow_nan)
     except InputError as exc:
         raise DataFileError(str(exc)) from None
@@ -246,8 +246,10 @@ class CurveSource:
         return data.reshape(stop - start, cols)
 
 
-def open_curves(path: str | os.PathLike[str], *, n_points: int | None = None) -> CurveSource:
-    """Open curves for chunked reading, with bounded memory for ``.npy`` files.
+def open_curves(path: str | os.PathLike[str], *, n_points: int | None = None, what: str = "curves",
+                min_points: int = 2) -> CurveSource:
+    """Open curves (or other rows: ``what``, at least ``min_points`` columns) for chunked reading, with bounded
+    memory for ``.npy`` files.
 
     Only the shape and dtype are checked here; an invalid or unusual file
     (object dtype, Fortran order, wrong shape) goes through :func:`load_curves`,
@@ -265,11 +267,11 @@ def open_curves(path: str | os.PathLike[str], *, n_points: int | None = None) ->
         except (ValueError, OSError, KeyError):
             shape, fortran, dtype = (), True, np.dtype(object)
         ok = (dtype.kind in "fiu" and not dtype.hasobject and len(shape) == 2 and not fortran
-              and shape[0] >= 1 and shape[1] >= 2 and (n_points is None or shape[1] == n_points)
+              and shape[0] >= 1 and shape[1] >= min_points and (n_points is None or shape[1] == n_points)
               and p.stat().st_size >= offset + shape[0] * shape[1] * dtype.itemsize)
         if ok:
             return CurveSource(path=p, shape=(int(shape[0]), int(shape[1])), dtype=dtype, offset=offset)
-    return CurveSource(load_curves(p, n_points=n_points).curves)
+    return CurveSource(load_curves(p, n_points=n_points, what=what, min_points=min_points).curves)
 
 
 def _numpy_error(p: Path, exc: ValueError, kind: str) -> DataFileError:

@@ -114,7 +114,7 @@ def open_rows(path: PathLike, *, n_cols: int, what: str, key: str | None = None,
     p = Path(path)
     if not is_zarr(p):
         if p.suffix.lower() == ".npy":
-            return open_curves(p, n_points=n_cols)
+            return open_curves(p, n_points=n_cols, what=what, min_points=min(min_cols, n_cols))
         keys = {"codes": "z", "parameters": "theta"}
         # Codes and parameters have no grid: a numeric first row is data, a text one names the columns.
         arr = load_curves(p, n_points=n_cols, key=key or keys.get(what, "curves"), min_points=min(min_cols, n_cols),

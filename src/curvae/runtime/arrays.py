@@ -141,7 +141,7 @@ def as_matrix(
                 f"{name}[{r + row_offset}, {c}] = {arr[r, c].item()!r} is not finite ({int(bad.sum())} such values); "
                 "curvae needs finite values: drop or repair those rows"
                 + ("; to fit curves with missing points, give them to `fit`, which takes NaN as unobserved"
-                   if np.isnan(out[r, c]) else ""),
+                   if np.isnan(out[r, c]) and col_name == "points" else ""),
                 np.flatnonzero(bad.any(axis=1)) + row_offset,
             )
         far = np.abs(out) > max_abs
