@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from curvae.runtime.bundle.param_head import TRANSFORMS, to_u
+from curvae.runtime.bundle.param_head import check_named, to_u
 from curvae.runtime.bundle.records import FitResidualRecord, GraphInfo, floats
 
 EMULATOR_FILE = "emulator.onnx"
@@ -111,13 +111,7 @@ class EmulatorRecord:
     def check(self) -> None:
         """Values, not only types; raises ValueError (the manifest reader turns it into a BundleError)."""
         k = self.k
-        if not 1 <= k <= 64 or len(set(self.names)) != k or not all(0 < len(n) <= 64 for n in self.names):
-            raise ValueError(f"emulator.names must be 1..64 distinct names of 1..64 characters, not {self.names[:8]}")
-        for key in ("low", "high", "transforms"):
-            if len(getattr(self, key)) != k:
-                raise ValueError(f"emulator.{key} has {len(getattr(self, key))} values for {k} parameters")
-        if any(t not in TRANSFORMS for t in self.transforms):
-            raise ValueError(f"emulator.transforms {self.transforms} must each be one of {TRANSFORMS}")
+        check_named("emulator", self, ("low", "high", "transforms"))
         values = np.array([*self.low, *self.high, self.error_median, self.error_p90, self.spread,
                            self.fit_residual_median])
         if not np.isfinite(values).all() or min(values[2 * k:]) < 0:

@@ -32,6 +32,19 @@ def to_u(theta: np.ndarray, transforms: tuple[str, ...]) -> np.ndarray:
         return np.where(mask, np.log(np.where(mask, theta, 1.0)), theta)
 
 
+def check_named(prefix: str, record: Any, keys: tuple[str, ...]) -> None:
+    """A record's ``names`` (1..64 distinct, of 1..64 characters), one value per name in each of its ``keys``, and
+    its ``transforms`` among :data:`TRANSFORMS`; ValueError naming ``prefix.key`` otherwise."""
+    names, k = record.names, len(record.names)
+    if not 1 <= k <= 64 or len(set(names)) != k or not all(0 < len(n) <= 64 for n in names):
+        raise ValueError(f"{prefix}.names must be 1..64 distinct names of 1..64 characters, not {names[:8]}")
+    for key in keys:
+        if len(getattr(record, key)) != k:
+            raise ValueError(f"{prefix}.{key} has {len(getattr(record, key))} values for {k} parameters")
+    if any(t not in TRANSFORMS for t in record.transforms):
+        raise ValueError(f"{prefix}.transforms {record.transforms} must each be one of {TRANSFORMS}")
+
+
 @dataclass(frozen=True)
 class ParamHeadRecord:
     """The parameter head of a bundle.
@@ -107,13 +120,7 @@ class ParamHeadRecord:
     def check(self) -> None:
         """Values, not only types; raises ValueError (the manifest reader turns it into a BundleError)."""
         k = self.k
-        if not 1 <= k <= 64 or len(set(self.names)) != k or not all(0 < len(n) <= 64 for n in self.names):
-            raise ValueError(f"params.names must be 1..64 distinct names of 1..64 characters, not {self.names[:8]}")
-        for key in ("transforms", "low", "high", "error", "rel_error_median", "rel_error_p90"):
-            if len(getattr(self, key)) != k:
-                raise ValueError(f"params.{key} has {len(getattr(self, key))} values for {k} parameters")
-        if any(t not in TRANSFORMS for t in self.transforms):
-            raise ValueError(f"params.transforms {self.transforms} must each be one of {TRANSFORMS}")
+        check_named("params", self, ("transforms", "low", "high", "error", "rel_error_median", "rel_error_p90"))
         values = np.array([*self.low, *self.high, *self.error, *self.rel_error_median, *self.rel_error_p90])
         if not np.isfinite(values).all() or min(self.error) < 0:
             raise ValueError("params ranges and errors must be finite, the errors >= 0")
