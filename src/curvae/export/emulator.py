@@ -29,8 +29,6 @@ How it is built (``docs/parameters.md`` has the measurements behind each choice)
 from __future__ import annotations
 
 import copy
-import hashlib
-from collections import OrderedDict
 from dataclasses import replace
 
 import numpy as np
@@ -38,6 +36,7 @@ import torch
 
 from curvae.core.errors import ExportError
 from curvae.export.graphs import EXPORT_BATCH, export_graph
+from curvae.export.memo import Memo
 from curvae.export.param_head import ParamData, choose_transforms
 from curvae.export.parity import ROUNDING_DRAWS, _rounding_perturbed
 from curvae.export.residuals import residual_record
@@ -58,10 +57,8 @@ EMU_HIDDEN, EMU_ITERS_CODES, EMU_ITERS_METRIC = 64, 100, 1000
 RIDGE = 1e-10
 #: Fewest curves with known parameters an emulator is trained on.
 EMU_MIN_CURVES = 20
-#: Networks kept per process, by their exact inputs: exporting one run again (another opset, a precision variant,
-#: a forced re-export) reuses its network instead of training the same one again.
-_TRAINED: OrderedDict[str, EmulatorNet] = OrderedDict()
-_TRAINED_MAX = 8
+#: Networks kept per process, by their exact inputs (another opset or variant of one run trains nothing again).
+_TRAINED = Memo()
 
 
 class EmulatorNet(torch.nn.Module):
@@ -74,7 +71,9 @@ class EmulatorNet(torch.nn.Module):
         floor = np.where(positive > 0, theta.min(axis=0) * 1e-3, 1.0)  # log stays finite when extrapolating below
         u = to_u(theta, transforms)
         logs = np.log(np.maximum(theta, floor))
-        buffers = {"log": log, "positive": positive, "floor": floor, "u_mean": u.mean(axis=0),
+        # ``linear`` (1 − log) is state of its own: a constant computed from the state in ``forward`` would be
+        # folded into the traced graph, and a graph with such a constant cannot be reused for the next network.
+        buffers = {"log": log, "linear": 1.0 - log, "positive": positive, "floor": floor, "u_mean": u.mean(axis=0),
                    "u_std": np.maximum(u.std(axis=0), 1e-12), "l_mean": logs.mean(axis=0) * positive,
                    "l_std": np.where(positive > 0, np.maximum(logs.std(axis=0), 1e-12), 1.0)}
         for name, value in buffers.items():
@@ -85,7 +84,7 @@ class EmulatorNet(torch.nn.Module):
     def features(self, theta: torch.Tensor) -> torch.Tensor:
         # max(θ, floor) as floor + relu(θ − floor): Sub, Relu, Add broadcast at every opset a bundle may use.
         logs = torch.log(self.floor + torch.relu(theta - self.floor))
-        u = self.log * logs + (1.0 - self.log) * theta
+        u = self.log * logs + self.linear * theta
         return torch.cat([(u - self.u_mean) / self.u_std, self.positive * (logs - self.l_mean) / self.l_std], dim=1)
 
     def forward(self, theta: torch.Tensor) -> torch.Tensor:
@@ -124,16 +123,8 @@ def train_emulator(theta: np.ndarray, z: np.ndarray, jac: np.ndarray, transforms
     """Fit the network on parameters ``theta`` (n, k), fitted codes ``z`` (n, D) and the decoder's Jacobians
     ``jac`` (n, D, P) there; float64 L-BFGS, then float32. The same inputs give the same network, so a process
     keeps the last few it trained (a copy is returned)."""
-    h = hashlib.sha256(repr((transforms, hidden, iters, seed, theta.shape, z.shape, jac.shape)).encode())
-    for a in (theta, z, jac):
-        h.update(np.ascontiguousarray(a).tobytes())
-    key = h.hexdigest()
-    if key not in _TRAINED:
-        _TRAINED[key] = _train(theta, z, jac, transforms, hidden=hidden, iters=iters, seed=seed)
-        while len(_TRAINED) > _TRAINED_MAX:
-            _TRAINED.popitem(last=False)
-    _TRAINED.move_to_end(key)
-    return copy.deepcopy(_TRAINED[key])
+    key = Memo.key((theta, z, jac), (transforms, hidden, iters, seed))
+    return _TRAINED.get(key, lambda: _train(theta, z, jac, transforms, hidden=hidden, iters=iters, seed=seed))
 
 
 def _train(theta: np.ndarray, z: np.ndarray, jac: np.ndarray, transforms: tuple[str, ...], *, hidden: int,

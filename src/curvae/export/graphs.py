@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import io
 import logging
@@ -71,12 +72,13 @@ def export_graph(
     module = module.eval().cpu()
     opset_native = max(opset, NATIVE_OPSET)
     key = structure_key(module, example, input_names, output_names, opset_native)
-    proto = _from_template(key, module) or _second_sight(key, module, example, input_names, output_names,
-                                                         opset_native)
+    shapes = shape_key(module, example)
+    proto = _from_template(key, shapes, module, example, output_names) or \
+        _second_sight(key, shapes, module, example, input_names, output_names, opset_native)
     if proto is None:
         proto = _trace(module, example, input_names, output_names, opset_native)
-        if key not in _SEEN:
-            _SEEN[key] = _signature(proto, module)
+        if key not in _SEEN:  # no signature: the exporter merged equal state tensors (two 0/1 switches alike)
+            _SEEN[key] = (_signature(proto, module) or _MERGED, shapes)
     if opset < NATIVE_OPSET:
         restamp_opset(proto, opset)
     proto.ir_version = min_ir_version(opset)
@@ -112,20 +114,28 @@ def _trace(module: torch.nn.Module, example: tuple[torch.Tensor, ...], input_nam
 
 
 #: Traced graphs by structure, as serialised templates whose weight initializers are swapped for each new module
-#: of the same structure (a capacity search, a grid search and the test suite export many such modules).
-#: Tracing costs ~95% of a small export. A structure gets a template only when two traces with different weights
-#: (the first module's own, then distinct random ones) differ in nothing but the state's initializers: then no
-#: constant was derived from the state (a folded ``1 − mask``), and the swap is exact. The parity gate still
+#: of the same structure (a capacity search, a grid search, scikit-learn's checks and the test suite export many
+#: such modules). Tracing costs ~95% of a small export. A structure gets a template only when two traces with
+#: different weights (the first module's own, then distinct random ones) differ in nothing but the state's
+#: initializers: then no constant was derived from the state (a folded ``1 − mask``), and the swap is exact.
+#: A structure is its ops and names, not its sizes: when the two traces had different sizes (another number of
+#: points, another width) and still agree, the template serves every size; a template seen at one size only
+#: serves that size, and a module of a new size is traced with random weights first, as the second was. At a
+#: size not traced, the swapped graph is run once against the module before it is used. The parity gate still
 #: compares every graph with torch.
-_TEMPLATES: dict[tuple, bytes] = {}
-_SEEN: dict[tuple, bytes | None] = {}  # structure → its first trace's signature (None: no template, ever)
+_TEMPLATES: dict[tuple, tuple[bytes, frozenset]] = {}  # structure → (template, sizes it was traced at; empty: any)
+_SEEN: dict[tuple, tuple[bytes | None, tuple]] = {}  # structure → (first trace's signature or None, its sizes)
+#: A first trace without a signature of its own (equal state tensors merged into one initializer): the next module
+#: is traced twice with distinct random weights, and those two decide.
+_MERGED = b""
 TEMPLATE_CACHE_SIZE = 32
 
 
 def structure_key(module: torch.nn.Module, example: tuple[torch.Tensor, ...], input_names: tuple[str, ...],
                   output_names: tuple[str, ...], opset: int) -> tuple:
-    """What fixes a traced graph apart from the weights: every submodule's class, forward code and plain
-    attributes, the names, shapes and dtypes of the state, the inputs' shapes past the batch, names and opset."""
+    """What fixes a traced graph apart from the weights and the sizes: every submodule's class, forward code and
+    plain attributes, the names, ranks and dtypes of the state, the inputs' ranks and dtypes, names and opset
+    (the sizes are :func:`shape_key`)."""
     parts = []
     for name, m in module.named_modules():
         fwd = getattr(type(m).forward, "__code__", None)
@@ -134,17 +144,38 @@ def structure_key(module: torch.nn.Module, example: tuple[torch.Tensor, ...], in
             if k.startswith("_") or k == "training" or isinstance(v, torch.nn.Module):
                 continue
             attrs.append((k, hashlib.sha256(v.detach().cpu().numpy().tobytes()).hexdigest()
-                          if isinstance(v, torch.Tensor) else repr(v)))
+                          if isinstance(v, torch.Tensor) else _sizeless(v)))
         parts.append((name, type(m).__module__, type(m).__qualname__,
                       None if fwd is None else (fwd.co_code, repr(fwd.co_consts), fwd.co_names), tuple(attrs)))
-    state = tuple((k, tuple(v.shape), str(v.dtype)) for k, v in module.state_dict().items())
-    shapes = tuple((tuple(t.shape[1:]), str(t.dtype)) for t in example)
-    return (tuple(parts), state, shapes, tuple(input_names), tuple(output_names), opset)
+    state = tuple((k, v.dim(), str(v.dtype)) for k, v in module.state_dict().items())
+    ranks = tuple((t.dim(), str(t.dtype)) for t in example)
+    return (tuple(parts), state, ranks, tuple(input_names), tuple(output_names), opset)
+
+
+def _sizeless(value: object) -> object:
+    """A plain attribute with its integers (``in_features``, a config's ``n_points``) blanked: sizes are
+    :func:`shape_key`'s, and the traces' signatures decide whether a size shaped the graph."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int):
+        return "int"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__qualname__, tuple((f.name, _sizeless(getattr(value, f.name)))
+                                               for f in dataclasses.fields(value)))
+    if isinstance(value, (tuple, list)):
+        return tuple(_sizeless(v) for v in value)
+    return repr(value)
+
+
+def shape_key(module: torch.nn.Module, example: tuple[torch.Tensor, ...]) -> tuple:
+    """The sizes of a structure: every state tensor's shape and the inputs' shapes past the batch."""
+    return (tuple(tuple(v.shape) for v in module.state_dict().values()), tuple(tuple(t.shape[1:]) for t in example))
 
 
 def _signature(proto: onnx.ModelProto, module: torch.nn.Module) -> bytes | None:
-    """The graph with the state's initializer values blanked, as bytes; None when a state tensor is not an
-    initializer of its own name and shape (the exporter folded, merged or renamed it: no swap is possible)."""
+    """The graph with the state's initializer values and every size blanked, as bytes; None when a state tensor
+    is not an initializer of its own name and shape (the exporter folded, merged or renamed it: no swap is
+    possible). Constants that are not state (a clip bound) stay, so one derived from a size tells two sizes apart."""
     state = module.state_dict()
     sig = onnx.ModelProto()
     sig.CopyFrom(proto)
@@ -155,31 +186,43 @@ def _signature(proto: onnx.ModelProto, module: torch.nn.Module) -> bytes | None:
                 return None
             init.ClearField("raw_data")
             init.ClearField("float_data")
+            init.ClearField("dims")
             seen.add(init.name)
+    del sig.graph.value_info[:]
+    for value in list(sig.graph.input) + list(sig.graph.output):
+        value.type.tensor_type.ClearField("shape")
     return sig.SerializeToString() if seen == set(state) else None
 
 
-def _second_sight(key: tuple, module: torch.nn.Module, example: tuple[torch.Tensor, ...],
+def _second_sight(key: tuple, shapes: tuple, module: torch.nn.Module, example: tuple[torch.Tensor, ...],
                   input_names: tuple[str, ...], output_names: tuple[str, ...], opset: int) -> onnx.ModelProto | None:
-    """The second module of a structure: trace it with distinct random weights; when that trace's signature equals
-    the first module's, keep it as the structure's template and return it with this module's weights."""
-    first = _SEEN.get(key)
+    """A later module of a structure: trace it with distinct random weights; when that trace's signature equals
+    the first module's, keep it as the structure's template (for every size when the two sizes differ) and return
+    it with this module's weights."""
+    first, first_shapes = _SEEN.get(key, (None, None))
     if first is None:
         return None  # never seen (the caller traces the module itself), or no template for this structure
+    if first == _MERGED:
+        first, first_shapes = _signature(_trace(_with_random_state(module, seed=1), example, input_names,
+                                                output_names, opset), module), shapes
+        _SEEN[key] = (first, first_shapes)  # None: even distinct weights leave no initializer of their own
+        if first is None:
+            return None
     template = _trace(_with_random_state(module), example, input_names, output_names, opset)
     if _signature(template, module) != first:
-        _SEEN[key] = None  # a constant depends on the weights: trace every module of this structure
-        return None
+        if shapes == first_shapes:  # a constant depends on the weights: trace every module of this structure
+            _SEEN[key] = (None, first_shapes)
+        return None  # at other sizes the graph differs: the caller traces the module itself
     if len(_TEMPLATES) >= TEMPLATE_CACHE_SIZE:
         _TEMPLATES.pop(next(iter(_TEMPLATES)))
-    _TEMPLATES[key] = template.SerializeToString()
-    return _from_template(key, module)
+    _TEMPLATES[key] = (template.SerializeToString(), frozenset() if shapes != first_shapes else frozenset([shapes]))
+    return _from_template(key, shapes, module, example, output_names)
 
 
-def _with_random_state(module: torch.nn.Module) -> torch.nn.Module:
+def _with_random_state(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """A copy of ``module`` whose floating-point state tensors hold distinct random values."""
     out = copy.deepcopy(module)
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for t in out.state_dict().values():
             if t.is_floating_point():
@@ -187,10 +230,13 @@ def _with_random_state(module: torch.nn.Module) -> torch.nn.Module:
     return out
 
 
-def _from_template(key: tuple, module: torch.nn.Module) -> onnx.ModelProto | None:
-    """The template of ``key`` with ``module``'s weights in its initializers, or None."""
-    data = _TEMPLATES.get(key)
-    if data is None:
+def _from_template(key: tuple, shapes: tuple, module: torch.nn.Module, example: tuple[torch.Tensor, ...],
+                   output_names: tuple[str, ...]) -> onnx.ModelProto | None:
+    """The template of ``key`` with ``module``'s weights in its initializers and its sizes on the graph's inputs
+    and outputs, or None (no template, one for other sizes only, or one that does not compute what the module
+    does at these sizes)."""
+    data, sizes = _TEMPLATES.get(key, (None, None))
+    if data is None or (sizes and shapes not in sizes):
         return None
     from onnx import numpy_helper
 
@@ -199,7 +245,45 @@ def _from_template(key: tuple, module: torch.nn.Module) -> onnx.ModelProto | Non
     for init in proto.graph.initializer:
         if init.name in state:
             init.CopyFrom(numpy_helper.from_array(state[init.name].detach().cpu().numpy(), init.name))
+    if sizes:
+        return proto  # traced at these very sizes
+    gen = torch.Generator().manual_seed(0)  # positive and varied: fine for a log of θ, unlike zeros
+    probe = tuple((torch.rand(t.shape, generator=gen, dtype=torch.float64) + 0.5).to(t.dtype) for t in example)
+    with torch.no_grad():
+        ref = module(*probe)
+    ref = (ref,) if isinstance(ref, torch.Tensor) else tuple(ref)
+    _set_sizes(proto, probe, ref)
+    if not _computes(proto, probe, ref):
+        _TEMPLATES.pop(key, None)
+        _SEEN[key] = (None, shapes)
+        return None
     return proto
+
+
+def _set_sizes(proto: onnx.ModelProto, example: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor, ...]) -> None:
+    """Write the inputs' and outputs' sizes past the batch onto the graph; intermediate shapes are inferred again."""
+    for value, t in zip(list(proto.graph.input) + list(proto.graph.output), example + outputs):
+        dims = value.type.tensor_type.shape.dim
+        for dim, size in zip(list(dims)[1:], t.shape[1:]):
+            dim.Clear()
+            dim.dim_value = int(size)
+    del proto.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    proto.graph.value_info.extend(inferred.graph.value_info)
+
+
+def _computes(proto: onnx.ModelProto, probe: tuple[torch.Tensor, ...], ref: tuple[torch.Tensor, ...]) -> bool:
+    """Whether ``proto`` on onnxruntime gives the module's outputs ``ref`` for the inputs ``probe`` (float32 rounding
+    aside): a size-derived constant that two traces happened to share shows here, before the parity gate."""
+    import numpy as np
+
+    from curvae.runtime.engine.session import make_session
+
+    sess = make_session(proto.SerializeToString(), ["CPUExecutionProvider"], threads=1, name="template")
+    feeds = {i.name: t.detach().cpu().numpy() for i, t in zip(proto.graph.input, probe)}
+    got = sess.run(None, feeds)
+    return all(g.shape == tuple(r.shape) and np.allclose(g, r.numpy(), rtol=1e-4, atol=1e-4 * (
+        1.0 + float(np.abs(r.numpy()).max(initial=0.0)))) for g, r in zip(got, ref))
 
 
 def restamp_opset(proto: onnx.ModelProto, opset: int) -> None:

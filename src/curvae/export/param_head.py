@@ -30,6 +30,7 @@ import torch
 
 from curvae.core.errors import ExportError
 from curvae.export.graphs import EXPORT_BATCH, export_graph
+from curvae.export.memo import Memo
 from curvae.export.parity import ROUNDING_DRAWS, _rounding_perturbed
 from curvae.export.variants import default_fit
 from curvae.runtime.bundle.format import FORMAT_VERSION, sha256_bytes
@@ -91,7 +92,10 @@ class ParamHeadNet(torch.nn.Module):
             layers += [torch.nn.Linear(width, hidden), torch.nn.Tanh()]
             width = hidden
         self.net = torch.nn.Sequential(*layers, torch.nn.Linear(width, k))
-        for name, value in (("mask", log_mask.astype(np.float64)), ("shift", shift), ("scale", scale)):
+        # ``keep`` (1 − mask) is state of its own: a constant computed from the state in ``forward`` would be folded
+        # into the traced graph, and a graph with such a constant cannot be reused for the next head.
+        mask = log_mask.astype(np.float64)
+        for name, value in (("mask", mask), ("keep", 1.0 - mask), ("shift", shift), ("scale", scale)):
             self.register_buffer(name, torch.tensor(value, dtype=torch.float32))
 
     def standardised(self, z: torch.Tensor) -> torch.Tensor:
@@ -99,12 +103,23 @@ class ParamHeadNet(torch.nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         u = self.net(z) * self.scale + self.shift
-        return u * (1.0 - self.mask) + torch.exp(u * self.mask) * self.mask
+        return u * self.keep + torch.exp(u * self.mask) * self.mask
+
+
+#: Heads kept per process, by their exact inputs (another opset or variant of one run trains nothing again).
+_TRAINED = Memo()
 
 
 def train_head(z: np.ndarray, theta: np.ndarray, transforms: tuple[str, ...], *, hidden: int = HEAD_HIDDEN,
                iters: int = HEAD_ITERS, seed: int = 0) -> ParamHeadNet:
-    """Fit the head on codes ``z`` (n, D) and parameters ``theta`` (n, k); float64 L-BFGS, then float32."""
+    """Fit the head on codes ``z`` (n, D) and parameters ``theta`` (n, k); float64 L-BFGS, then float32. The same
+    inputs give the same head, so a process keeps the last few it trained (a copy is returned)."""
+    key = Memo.key((z, theta), (transforms, hidden, iters, seed))
+    return _TRAINED.get(key, lambda: _train_head(z, theta, transforms, hidden=hidden, iters=iters, seed=seed))
+
+
+def _train_head(z: np.ndarray, theta: np.ndarray, transforms: tuple[str, ...], *, hidden: int, iters: int,
+                seed: int) -> ParamHeadNet:
     u = to_u(theta, transforms)
     shift, scale = u.mean(axis=0), np.maximum(u.std(axis=0), 1e-12)
     torch.manual_seed(seed)
