@@ -94,9 +94,15 @@ def dask_client():
         yield client
 
 
+#: The families whose emulator a test measures (tests/parity/test_emulator_accuracy.py); the others' default models
+#: are exported with their parameter head and without the emulator, which is most of an export's time.
+EMULATED = ("beta",)
+
+
 @pytest.fixture(scope="session")
 def default_model(tmp_path_factory):
     """``default_model(family)``: the default recipe trained on a family and exported, once per session."""
+    from curvae.export import ExportConfig
     from curvae.runtime import CurveModel
     from curvae.training.config import DataConfig, RunConfig
     from curvae.training.export_run import export_run
@@ -108,7 +114,7 @@ def default_model(tmp_path_factory):
         if family not in cache:
             base = tmp_path_factory.mktemp(f"default-{family}")
             train(RunConfig(data=DataConfig(family=family)), base / "run")
-            export_run(base / "run", base / "model")
+            export_run(base / "run", base / "model", config=ExportConfig(emulator=family in EMULATED))
             cache[family] = base / "model"
         return CurveModel.load(cache[family])
 

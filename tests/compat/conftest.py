@@ -84,13 +84,15 @@ def witness_py() -> Path:
 @pytest.fixture(scope="session")
 def fresh_bundle(tmp_path_factory) -> Path:
     """A bundle exported in this run, with the demo's network shape and both precision variants."""
+    from curvae.export import ExportConfig
     from curvae.training.config import DataConfig, RunConfig, TrainConfig
     from curvae.training.export_run import export_run
     from curvae.training.loop import train
 
     base = tmp_path_factory.mktemp("compat")
     train(RunConfig(data=DataConfig(n_curves=2000), train=TrainConfig(epochs=6, seed=5)), base / "run")
-    export_run(base / "run", base / "model", variants={"fp16": 0.05, "int8": 0.5})
+    # The encoder and decoder are what the other runtimes run: no parameter head, no emulator.
+    export_run(base / "run", base / "model", config=ExportConfig(params=False), variants={"fp16": 0.05, "int8": 0.5})
     return base / "model"
 
 

@@ -11,7 +11,7 @@ import torch
 
 from curvae.core.errors import ExportError
 from curvae.core.pca import PCA
-from curvae.export import export_bundle
+from curvae.export import ExportConfig, export_bundle
 from curvae.families import get_family
 from curvae.runtime import CurveModel
 from curvae.runtime.bundle.records import TrainingRecord
@@ -28,7 +28,7 @@ def test_on_exactly_linear_curves_the_model_is_at_least_as_good_as_pca(tmp_path)
     cfg = RunConfig(data=DataConfig(family="beta", n_curves=600), model=ModelConfig(latent_dim=3, hidden=32),
                     train=TrainConfig(steps=400, seed=2))
     summary = train(cfg, tmp_path / "run")
-    export_run(tmp_path / "run", tmp_path / "model")
+    export_run(tmp_path / "run", tmp_path / "model", config=ExportConfig(params=False))  # the baseline is tested
     model = CurveModel.load(tmp_path / "model")
     targets, _ = get_family("beta").sample(200, seed=99)
     basis = PCA.fit(build_dataset(cfg.data, seed=2).train)
@@ -46,7 +46,7 @@ def test_on_a_bending_family_the_model_beats_pca_of_its_size(tmp_path):
     cfg = RunConfig(data=DataConfig(family="logistic", n_curves=1500), model=ModelConfig(hidden=64),
                     train=TrainConfig(steps=2500, seed=1))
     summary = train(cfg, tmp_path / "run")
-    export_run(tmp_path / "run", tmp_path / "model")
+    export_run(tmp_path / "run", tmp_path / "model", config=ExportConfig(params=False))  # the baseline is tested
     b = CurveModel.load(tmp_path / "model").manifest.baseline
     assert summary["selected"] == "model"
     assert all(abs(m) < 0.05 for m in summary["latent_mean"]) and all(abs(s - 1) < 0.05 for s in summary["latent_std"])

@@ -164,6 +164,20 @@ def test_a_bundle_without_an_emulator_says_so(run_dir, tmp_path):
         assert bare.fit(np.asarray(bare.sample(2, seed=0)), uncertainty=False).theta is None
 
 
+def test_no_emulator_keeps_the_head_and_leaves_the_emulator_out(run_dir, tmp_path):
+    res = CliRunner().invoke(main, ["export", str(run_dir), "--out", str(tmp_path / "m"), "--no-emulator"])
+    assert res.exit_code == 0, res.output
+    assert "parameters (params.onnx)" in res.output and "emulator (emulator.onnx)" not in res.output
+    model = CurveModel.load(tmp_path / "m")
+    assert model.manifest.emulator is None and not (tmp_path / "m" / "emulator.onnx").exists()
+    assert model.manifest.params is not None and (tmp_path / "m" / "params.onnx").is_file()
+    with pytest.raises(InputError, match="has no emulator.*--no-emulator"):
+        model.emulate(np.ones((1, 2)))
+    with pytest.raises(InputError, match="has no emulator"):
+        model.fit(np.asarray(model.sample(2, seed=0)), space="theta")
+    assert model.fit(np.asarray(model.sample(2, seed=0)), uncertainty=False).theta.shape == (2, 2)
+
+
 def test_codes_and_parameters_csvs_keep_a_numeric_first_row(model, tmp_path):
     rows = np.array([[0.5, 1.5], [2.0, 1.0], [3.0, 4.0]])  # an increasing first row, which curves would read as a grid
     np.savetxt(tmp_path / "rows.csv", rows, delimiter=",", header="a,b", comments="")

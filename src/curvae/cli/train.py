@@ -218,9 +218,12 @@ def _print_run(out: str, s: dict) -> None:
 @click.option("--no-params", is_flag=True,
               help="Leave out the parameter head and the emulator (params.onnx: z -> the curve's parameters, and "
                    "emulator.onnx: parameters -> curve, when they are known).")
+@click.option("--no-emulator", is_flag=True,
+              help="Keep the parameter head but leave out the emulator (emulator.onnx), whose training is most of "
+                   "an export's time.")
 @force_option
 def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budget, int8_scheme, held_out,
-           no_params, force) -> None:
+           no_params, no_emulator, force) -> None:
     """Export a run as an ONNX bundle (encoder.onnx, decoder.onnx, manifest.json, and params.onnx and emulator.onnx
     when the curves' parameters are known)."""
     from curvae.training.export_run import export_run
@@ -228,7 +231,8 @@ def export(run, out, opset, atol, rtol, dtype, quantize, fp16_budget, int8_budge
     variants = {**({"fp16": fp16_budget} if dtype == "fp16" else {}),
                 **({"int8": int8_budget} if quantize == "int8" else {})}
     res = export_run(run, out, config=ExportConfig(opset=opset, atol=atol, rtol=rtol, int8_scheme=int8_scheme,
-                                          held_out=held_out, params=not no_params), force=force,
+                                          held_out=held_out, params=not no_params, emulator=not no_emulator),
+                     force=force,
                      variants=variants or None)
     p = res.manifest.parity
     click.echo(f"bundle {out}: parity passed on batches {list(p.batches)} ({', '.join(p.providers)}): "

@@ -118,10 +118,12 @@ def export_bundle(
         meta = {"curvae.run_id": run_id, "curvae.latent_dim": str(latent_dim), "curvae.family": str(family.get("name"))}
         head = build_head(enc_bytes, dec_bytes, baseline_train, fit_targets, params, opset=config.opset, meta=meta,
                           atol=config.atol, rtol=config.rtol, seed=config.seed, held_out_rows=keep)
-        emulator = build_emulator(enc_bytes, dec_bytes, decoder, None if head is None else head[0], baseline_train,
-                                  fit_targets, params, z_fit_median=float(np.median(residuals.values)), meta=meta,
-                                  opset=config.opset, atol=config.atol, rtol=config.rtol, seed=config.seed,
-                                  ranges=family.get("params"))
+        if config.emulator:
+            emulator = build_emulator(enc_bytes, dec_bytes, decoder, None if head is None else head[0],
+                                      baseline_train, fit_targets, params,
+                                      z_fit_median=float(np.median(residuals.values)), meta=meta, opset=config.opset,
+                                      atol=config.atol, rtol=config.rtol, seed=config.seed,
+                                      ranges=family.get("params"))
     manifest = Manifest(
         format_version=FORMAT_VERSION, run_id=run_id, n_points=n_points, latent_dim=latent_dim,
         grid=tuple(float(v) for v in np.asarray(grid, dtype=np.float64)), family=family,

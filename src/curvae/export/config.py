@@ -48,6 +48,9 @@ class ExportConfig:
     held_out: int = 200
     #: Fit and ship the parameter head (``params.onnx``) when the curves' parameters are known.
     params: bool = True
+    #: Fit and ship the emulator (``emulator.onnx``, θ → curve) beside the head. Its training is most of an export's
+    #: time (about 10 s on 2,000 curves); False keeps the head and leaves the emulator out.
+    emulator: bool = True
 
     def __post_init__(self) -> None:
         if not MIN_OPSET <= self.opset <= MAX_OPSET:

@@ -20,7 +20,7 @@ class Memo:
     A hit returns a deep copy, so a caller may change what it gets without touching the kept one.
     """
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 32) -> None:
         self.size = size
         self._kept: OrderedDict[str, object] = OrderedDict()
 

@@ -52,7 +52,7 @@ class Parametric:
     def _need_emulator(self) -> Emulator:
         if self.emulator is None:
             raise InputError(f"bundle {str(self.path)!r} has no emulator: its curves' parameters were not known at "
-                             "export (or it was exported with --no-params, or before format 1.4); train on a family, "
+                             "export (or it was exported with --no-params or --no-emulator, or before format 1.4); train on a family, "
                              "or on an .npz with params, and export again")
         return self.emulator
 
