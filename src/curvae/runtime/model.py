@@ -18,15 +18,16 @@ from curvae.runtime.bundle.records import Variant
 from curvae.runtime.bundle.versions import check_onnxruntime
 from curvae.runtime.engine import onnxrt
 from curvae.runtime.engine.cache import process_sessions
+from curvae.runtime.engine.lanes import MIN_LANE_ROWS, model_lanes
 from curvae.runtime.engine.placement import check_placement, node_placement
 from curvae.runtime.engine.portable import Portable
-from curvae.runtime.parametric import MAX_ABS_Z, Parametric
 from curvae.runtime.engine.providers import ProviderSpec, resolve_providers
 from curvae.runtime.engine.runner import CHUNK_ROWS, SMALL_ROWS, encode_means, run_decoder, run_encoder
 from curvae.runtime.engine.session import check_sessions, make_session
 from curvae.runtime.fitting.engine import FitInit, FitOptions, FitResult, ModelFitMethod
 from curvae.runtime.fitting.observations import Observations
 from curvae.runtime.fitting.orchestrate import run_fit
+from curvae.runtime.parametric import MAX_ABS_Z, Parametric
 
 
 
@@ -62,6 +63,7 @@ class CurveModel(Portable, Parametric):
         self._graphs = graphs
         self._session_args = session_args or {}
         self._placement: dict[str, dict[str, list[str]]] | None = None
+        self._lane_pair: tuple | None | bool = False  # large batches' lanes: False until first looked up
 
     @property
     def _enc(self):
@@ -211,7 +213,7 @@ class CurveModel(Portable, Parametric):
             eps = row_normals(entropy(seed), row_offset, row_offset + x.shape[0], (d,)).astype(np.float32)
         else:
             eps = np.zeros((x.shape[0], d), np.float32)
-        z, mu, _ = run_encoder(self._enc, x, eps, d, row_offset, chunk_rows)
+        z, mu, _ = run_encoder(self._enc, x, eps, d, row_offset, chunk_rows, lanes=self._lane(0, x.shape[0]))
         return z if sample else mu
 
     def encode_with_noise(self, curves: ArrayLike, eps: ArrayLike) -> tuple[NDArray[np.float32], ...]:
@@ -372,11 +374,19 @@ class CurveModel(Portable, Parametric):
                        row_offset=row_offset, chunk_rows=chunk_rows, finish=finish)
 
     def _run_encoder(self, x: NDArray[np.float32], eps: NDArray[np.float32]):
-        return run_encoder(self._enc, x, eps, self.latent_dim)
+        return run_encoder(self._enc, x, eps, self.latent_dim, lanes=self._lane(0, x.shape[0]))
 
     def _run_decoder(self, z: NDArray[np.float32], out: NDArray[np.float32] | None = None,
                      chunk: int = CHUNK_ROWS) -> NDArray[np.float32]:
-        return run_decoder(self._dec, z, self.n_points, out, chunk)
+        return run_decoder(self._dec, z, self.n_points, out, chunk, lanes=self._lane(1, z.shape[0]))
+
+    def _lane(self, which: int, rows: int):
+        """The encoder's (0) or decoder's (1) lanes for a batch of ``rows``, when it is large enough to use them."""
+        if rows < MIN_LANE_ROWS:
+            return None
+        if self._lane_pair is False:
+            self._lane_pair = model_lanes(self._graphs, self.manifest, self.variant, self._session_args)
+        return None if self._lane_pair is None else self._lane_pair[which]
 
     def __repr__(self) -> str:
         return (f"CurveModel({str(self.path)!r}, n_points={self.n_points}, latent_dim={self.latent_dim}, "

@@ -4,5 +4,7 @@
 - ``providers``: ``"auto"``, ``"cuda,cpu"`` and provider tuples resolved against the installed build;
 - ``session``: one :class:`onnxruntime.InferenceSession` from verified graph bytes;
 - ``placement``: which provider ran each node (onnxruntime's profiler);
-- ``cache``: one pair of sessions per bundle and options per process (pickled models reuse it).
+- ``cache``: one pair of sessions per bundle and options per process (pickled models reuse it);
+- ``lanes``: large batches over one single-threaded session per core;
+- ``runner``: a graph run on rows in chunks, non-finite codes named.
 """

@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from curvae.core.errors import BadRowsError
+from curvae.runtime.engine.lanes import LANE_ROWS, MIN_LANE_ROWS, Lanes
 
 #: Rows per onnxruntime call. Large batches run in chunks this size so the
 #: (rows, hidden) intermediate stays in cache: 1.9x the throughput of one
@@ -16,12 +17,22 @@ CHUNK_ROWS = 4096
 
 
 def run_encoder(enc, x: NDArray[np.float32], eps: NDArray[np.float32], latent_dim: int, row_offset: int = 0,
-                chunk: int = CHUNK_ROWS) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
-    """``(z, mu, logvar)``, each (n, latent_dim), of curves ``x`` (n, P) with noise ``eps`` (n, latent_dim).
+                chunk: int = CHUNK_ROWS, lanes: Lanes | None = None,
+                ) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """``(z, mu, logvar)``, each (n, latent_dim), of curves ``x`` (n, P) with noise ``eps`` (n, latent_dim); a
+    large batch on ``lanes`` when given (chunks of at most :data:`~curvae.runtime.engine.lanes.LANE_ROWS`).
 
     Rows whose codes are not finite raise :class:`BadRowsError`, named by their index in the whole set.
     """
-    if x.shape[0] <= chunk:
+    if lanes is not None and x.shape[0] >= MIN_LANE_ROWS:
+        outs = tuple(np.empty((x.shape[0], latent_dim), np.float32) for _ in range(3))
+
+        def one(sess, lo: int, hi: int) -> None:
+            for dst, part in zip(outs, sess.run(None, {"x": x[lo:hi], "eps": eps[lo:hi]})):
+                dst[lo:hi] = part
+
+        lanes.map(one, x.shape[0], min(chunk, LANE_ROWS))
+    elif x.shape[0] <= chunk:
         outs = tuple(enc.run(None, {"x": x, "eps": eps}))
     else:
         outs = tuple(np.empty((x.shape[0], latent_dim), np.float32) for _ in range(3))
@@ -44,8 +55,17 @@ def run_encoder(enc, x: NDArray[np.float32], eps: NDArray[np.float32], latent_di
 
 
 def run_decoder(dec, z: NDArray[np.float32], n_points: int, out: NDArray[np.float32] | None = None,
-                chunk: int = CHUNK_ROWS) -> NDArray[np.float32]:
-    """Curves (n, n_points) of codes ``z`` (n, latent_dim), into ``out`` when given."""
+                chunk: int = CHUNK_ROWS, lanes: Lanes | None = None) -> NDArray[np.float32]:
+    """Curves (n, n_points) of codes ``z`` (n, latent_dim), into ``out`` when given; a large batch on ``lanes``
+    when given (chunks of at most :data:`~curvae.runtime.engine.lanes.LANE_ROWS`)."""
+    if lanes is not None and z.shape[0] >= MIN_LANE_ROWS:
+        dst = np.empty((z.shape[0], n_points), np.float32) if out is None else out
+
+        def one(sess, lo: int, hi: int) -> None:
+            dst[lo:hi] = sess.run(None, {"z": z[lo:hi]})[0]
+
+        lanes.map(one, z.shape[0], min(chunk, LANE_ROWS))
+        return dst
     if out is None and z.shape[0] <= chunk:
         return dec.run(None, {"z": z})[0]
     if out is None:
