@@ -129,21 +129,23 @@ def laplace(
         info = (j @ j.transpose(0, 2, 1)).astype(np.float64) + (s2[:, None, None] * np.eye(d) if prior else 0.0)
         scale = s2
     else:
-        var = np.broadcast_to(sigma**2, resid.shape)  # (n, P) or (n, m)
-        if emulator_var is not None:
-            var = var + (emulator_var if obs is None else emu_obs)
-        weights = 1.0 / var
         sig = np.full(n, float(np.sqrt(np.mean(sigma**2))))
-        chi2 = np.einsum("np,np->n", resid**2, weights)  # unobserved residuals are 0
-        info = ((j * weights[:, None, :].astype(np.float32)) @ j.transpose(0, 2, 1)).astype(np.float64) + \
-            (np.eye(d) if prior else 0.0)
+        if obs is None:  # one variance per grid point, shared by every target: (P,) weights
+            weights = 1.0 / (sigma**2 + (0.0 if emulator_var is None else emulator_var))
+            chi2 = (resid * resid) @ weights
+            jw = j * weights.astype(np.float32)  # (n, d, P)
+        else:  # the model's own error on each target's observed points: (n, m) weights
+            weights = 1.0 / (sigma**2 + (0.0 if emulator_var is None else emu_obs))
+            chi2 = np.einsum("np,np->n", resid**2, weights)  # unobserved residuals are 0
+            jw = j * weights[:, None, :].astype(np.float32)
+        info = (jw @ j.transpose(0, 2, 1)).astype(np.float64) + (np.eye(d) if prior else 0.0)
         scale = np.ones(n)
     vals, vecs = np.linalg.eigh(info)  # (n, d), (n, d, d); info is symmetric positive semi-definite
     top = np.maximum(vals[:, -1:], 1e-300)
     ill = (vals[:, 0] <= ILL_CONDITIONED * top[:, 0]) & (scale > 0)
     inv = np.where(vals > ILL_CONDITIONED * top, 1.0 / np.where(vals > 0, vals, 1.0), 0.0)
     cov = (vecs * (inv * scale[:, None])[:, None, :]) @ vecs.transpose(0, 2, 1)
-    band_var = np.einsum("ndp,nde,nep->np", j_band, cov.astype(np.float32), j_band)  # (n, P) float32
+    band_var = np.einsum("ndp,ndp->np", cov.astype(np.float32) @ j_band, j_band)  # (n, P) float32: diag(J Σ Jᵀ)
     cov[ill] = np.inf
     z_std = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
     np.maximum(band_var, 0, out=band_var)
@@ -156,8 +158,8 @@ def laplace(
     half_z = np.sqrt(band_var, out=band_var)
     half_z *= 2
     half_z[ill] = np.inf
-    lo_z, hi_z = x_hat - half_z, x_hat + half_z
-    lo, hi = (lo_z, hi_z) if half is None else (x_hat - half, x_hat + half)
+    lo_z, hi_z = x_hat - half_z, np.add(x_hat, half_z, out=half_z)  # the half-widths' memory holds the top
+    lo, hi = (lo_z, hi_z) if half is None else (x_hat - half, np.add(x_hat, half, out=half))
     return Uncertainty(cov=cov, z_std=z_std, sigma=sig, chi2=chi2, band_lo=lo, band_hi=hi,
                        ill_conditioned=ill, band_z_lo=lo_z, band_z_hi=hi_z)
 
