@@ -68,6 +68,7 @@ def test_fit_transform_inverse_and_the_bundle(fitted, beta):
     assert list(fitted.get_feature_names_out()) == ["z0", "z1"]
     assert fitted.n_features_in_ == 100
     assert b["latent_dim"] == 2 and b["model_residual"] < b["pca_residual"]
+    assert fitted.bundle_.emulator is not None  # with y, the emulator by default
     fit = fitted.fit_curves(x[:20], sigma=0.05)  # fits with uncertainty and θ stay reachable
     assert fit.theta.shape == (20, 2) and np.median(np.abs(fit.theta - theta[:20]) / theta[:20]) < 0.2
     assert fitted.score(x) == pytest.approx(-np.mean(fitted.bundle_.fit(x, uncertainty=False).residual))
@@ -106,8 +107,10 @@ def test_pipeline_and_pandas(beta):
     pd = pytest.importorskip("pandas")
     x, theta = beta
     frame = pd.DataFrame(x, columns=[f"p{i}" for i in range(x.shape[1])])
-    pipe = make_pipeline(CurveVAE(preset="fast", steps=300, hidden=16, random_state=0), LinearRegression())
+    pipe = make_pipeline(CurveVAE(preset="fast", steps=300, hidden=16, emulator=False, random_state=0),
+                         LinearRegression())
     pipe.fit(frame, theta[:, 0])
+    assert pipe[0].bundle_.manifest.params is not None and pipe[0].bundle_.emulator is None  # the head only
     assert pipe.score(frame, theta[:, 0]) > 0.5  # α from the codes, linearly
     vae = pipe[0].set_output(transform="pandas")
     out = vae.transform(frame)
