@@ -99,18 +99,27 @@ class Observations:
 
 
 def _fill_gaps(values: NDArray[np.float32], observed: NDArray[np.bool_], grid: NDArray) -> NDArray[np.float32]:
-    """Rows on the model grid with their unobserved points linearly interpolated, all rows at once."""
+    """Rows on the model grid with their unobserved points linearly interpolated, all rows at once (flat gathers,
+    and the arithmetic in place)."""
     n, p = values.shape
     pos = np.arange(p, dtype=np.int32)
-    left = np.maximum.accumulate(np.where(observed, pos, -1), axis=1)  # last observed index at or before
+    left = np.where(observed, pos, -1)  # last observed index at or before
+    np.maximum.accumulate(left, axis=1, out=left)
     right = np.minimum.accumulate(np.where(observed, pos, p)[:, ::-1], axis=1)[:, ::-1]  # first at or after
-    left = np.where(left < 0, right, left)
-    right = np.where(right >= p, left, right)
+    np.copyto(left, right, where=left < 0)
+    np.copyto(right, left, where=right >= p)
     g = grid.astype(np.float32)
-    vl, vr = np.take_along_axis(values, left, 1), np.take_along_axis(values, right, 1)
-    gl, span = g[left], g[right] - g[left]
+    rows = np.arange(0, n * p, p, dtype=np.int64)[:, None]
+    flat = np.ascontiguousarray(values).ravel()
+    vl, vr = flat.take(left + rows), flat.take(right + rows)
+    gl = g.take(left)
+    span = g.take(right)
+    span -= gl
     frac = np.divide(g - gl, span, out=np.zeros((n, p), np.float32), where=span > 0)
-    return vl + frac * (vr - vl)
+    vr -= vl
+    vr *= frac
+    vr += vl
+    return vr
 
 
 def _min_points(n_obs: NDArray, need: int, names, row_offset: int = 0) -> None:
