@@ -70,6 +70,21 @@ def test_a_state_derived_constant_is_never_templated():
     assert not graphs._TEMPLATES
 
 
+def test_one_trace_serves_every_opset_from_18_up(monkeypatch):
+    traced = _counting(monkeypatch)
+    torch.manual_seed(0)
+    net = FoldedDecoder(VAE(ModelConfig(n_points=30, hidden=16, depth=2, activation="silu"))).eval()
+    z = np.random.default_rng(3).standard_normal((40, 2)).astype(np.float32)
+    ref = _run(_export(net), z)
+    for opset in (19, 21, 23):
+        proto = graphs.export_graph(net, (torch.zeros(3, 2),), input_names=("z",), output_names=("x_hat",),
+                                    opset=opset, metadata={})
+        assert [i.version for i in proto.opset_import if i.domain in ("", "ai.onnx")] == [opset]
+        np.testing.assert_array_equal(_run(proto, z), ref)
+    assert len(traced) == 2  # the module, then the random copy that makes the template: not one per opset
+    assert graphs._same_up_to(proto, 23) and not graphs._same_up_to(proto, 24)  # past the known ceiling: traced
+
+
 class Scaled(torch.nn.Module):
     """A forward with a constant taken from a size (the input's width), which a swap of weights cannot reach."""
 

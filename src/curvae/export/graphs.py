@@ -31,6 +31,12 @@ NATIVE_OPSET = 18
 OP_FLOORS = {"Gemm": 7, "Add": 7, "Sub": 7, "Mul": 7, "Div": 7, "Relu": 6, "Sigmoid": 6, "Tanh": 6,
              "Elu": 6, "Exp": 6, "Cast": 6, "Identity": 1, "Clip": 6,
              "Log": 6, "Concat": 4}
+#: For each op, the highest opset whose definition computes the same float32 result as its opset-18 definition:
+#: the versions after 18 only added types (bfloat16, float8, int4, float4; ``Cast``'s ``saturate`` attribute acts on
+#: float8 alone). A graph of these ops is traced once at :data:`NATIVE_OPSET` and restamped for opsets up to here,
+#: so one trace (and one template) serves every opset from 18 to 23; ``onnx.checker`` and the parity gate check
+#: the result, and ``tests/compat/test_opset_table.py`` loads it in every onnxruntime release.
+OP_CEILINGS = {op: 23 for op in OP_FLOORS}
 #: Ops whose signature changed below the native opset: restamping rewrites them (``Clip`` took its bounds as
 #: attributes before opset 11, as inputs since; the arithmetic is the same).
 REWRITTEN_BELOW = {"Clip": 11}
@@ -70,16 +76,17 @@ def export_graph(
         by ``onnx.checker`` and free of random ops.
     """
     module = module.eval().cpu()
-    opset_native = max(opset, NATIVE_OPSET)
-    key = structure_key(module, example, input_names, output_names, opset_native)
+    key = structure_key(module, example, input_names, output_names, NATIVE_OPSET)
     shapes = shape_key(module, example)
     proto = _from_template(key, shapes, module, example, output_names) or \
-        _second_sight(key, shapes, module, example, input_names, output_names, opset_native)
+        _second_sight(key, shapes, module, example, input_names, output_names, NATIVE_OPSET)
     if proto is None:
-        proto = _trace(module, example, input_names, output_names, opset_native)
+        proto = _trace(module, example, input_names, output_names, NATIVE_OPSET)
         if key not in _SEEN:  # no signature: the exporter merged equal state tensors (two 0/1 switches alike)
             _SEEN[key] = (_signature(proto, module) or _MERGED, shapes)
-    if opset < NATIVE_OPSET:
+    if opset > NATIVE_OPSET and not _same_up_to(proto, opset):
+        proto = _trace(module, example, input_names, output_names, opset)  # an op that changed: trace natively
+    elif opset != NATIVE_OPSET:
         restamp_opset(proto, opset)
     proto.ir_version = min_ir_version(opset)
     for value in list(proto.graph.input) + list(proto.graph.output):
@@ -286,15 +293,25 @@ def _computes(proto: onnx.ModelProto, probe: tuple[torch.Tensor, ...], ref: tupl
         1.0 + float(np.abs(r.numpy()).max(initial=0.0)))) for g, r in zip(got, ref))
 
 
+def _ops(proto: onnx.ModelProto) -> set[str]:
+    return {n.op_type for n in proto.graph.node} | {n.op_type for f in proto.functions for n in f.node}
+
+
+def _same_up_to(proto: onnx.ModelProto, opset: int) -> bool:
+    """Whether every op of ``proto`` (traced at the native opset) computes the same at ``opset``."""
+    return all(OP_CEILINGS.get(op, NATIVE_OPSET) >= opset for op in _ops(proto))
+
+
 def restamp_opset(proto: onnx.ModelProto, opset: int) -> None:
-    """Declare a lower default-domain opset for a graph whose ops mean the same there.
+    """Declare another default-domain opset for a graph whose ops mean the same there (a higher one: every op's
+    :data:`OP_CEILINGS` reaches it, which the caller checks).
 
     onnx's version converter has no down-adapters for several of these ops,
     and the exporter's own down-conversion writes invalid ``Split`` nodes, so
     curvae checks every op against :data:`OP_FLOORS` and restamps the opset;
     the caller then runs ``onnx.checker`` and the parity gate on the result.
     """
-    ops = {n.op_type for n in proto.graph.node} | {n.op_type for f in proto.functions for n in f.node}
+    ops = _ops(proto)
     unknown = sorted(op for op in ops if op not in OP_FLOORS)
     too_new = sorted(op for op in ops if op in OP_FLOORS and OP_FLOORS[op] > opset)
     if unknown or too_new:
