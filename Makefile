@@ -23,7 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# The edit-test loop: the unit tests and the parity tests that need no long training (about two minutes on 2 cores).
+# The edit-test loop: the unit tests and the parity tests that need no long training (about 80 s on 2 cores).
 check: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not compat and not fuzz" tests/unit tests/parity
 
