@@ -69,3 +69,28 @@ def test_no_lanes_on_one_core_or_another_provider(bundle_dir, monkeypatch):
     two = lanes_mod.process_lanes(graphs, ["CPUExecutionProvider"], 2)
     assert isinstance(two[1], Lanes) and len(two[1].sessions) == 2
     assert lanes_mod.process_lanes(graphs, ["CPUExecutionProvider"], 2) is two  # once per process
+
+
+#: The model a forked child finds in its copy of the parent's memory (not a pickled one, which opens its own).
+_INHERITED: dict = {}
+
+
+def _decode_inherited(z: np.ndarray) -> np.ndarray:
+    return _INHERITED["model"].decode(z)
+
+
+def test_a_forked_child_decodes_a_large_batch_on_lanes_of_its_own(pair):
+    """multiprocessing's default start on Linux is fork: the child inherits the model and its lanes, but not the
+    lanes' threads; it must start its own instead of waiting forever."""
+    import multiprocessing as mp
+
+    laned, _ = pair
+    z = np.random.default_rng(5).standard_normal((MIN_LANE_ROWS * 2, laned.latent_dim)).astype(np.float32)
+    want = laned.decode(z)  # the parent's lanes exist, with their threads
+    _INHERITED["model"] = laned
+    try:
+        with mp.get_context("fork").Pool(1) as pool:
+            got = pool.apply_async(_decode_inherited, (z,)).get(timeout=30)
+    finally:
+        _INHERITED.clear()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)

@@ -53,7 +53,15 @@ class Lanes:
                  opset: int | None = None, ir_version: int | None = None) -> None:
         self.sessions = [make_session(model, providers, threads=1, name=name, opset=opset, ir_version=ir_version)
                          for _ in range(count)]
-        self._pool = ThreadPoolExecutor(count, thread_name_prefix=f"curvae-{name}")
+        self._name = name
+        self._pool, self._pid = ThreadPoolExecutor(count, thread_name_prefix=f"curvae-{name}"), os.getpid()
+
+    def _threads(self) -> ThreadPoolExecutor:
+        """The pool; a forked child (``multiprocessing``'s default on Linux) inherits no threads, so it starts its own."""
+        if self._pid != os.getpid():
+            self._pool = ThreadPoolExecutor(len(self.sessions), thread_name_prefix=f"curvae-{self._name}")
+            self._pid = os.getpid()
+        return self._pool
 
     def map(self, run_chunk: Callable[[object, int, int], None], n: int, chunk: int = LANE_ROWS) -> None:
         """``run_chunk(session, lo, hi)`` for every chunk of ``n`` rows; lane ``i`` takes chunks i, i + k, ...
@@ -68,7 +76,8 @@ class Lanes:
             for lo in starts[i::k]:
                 run_chunk(sess, lo, min(lo + chunk, n))
 
-        futures = [self._pool.submit(lane, i) for i in range(k)]
+        pool = self._threads()
+        futures = [pool.submit(lane, i) for i in range(k)]
         errors = [f.exception() for f in futures]  # waits for all
         first = next((e for e in errors if e is not None), None)
         if first is not None:
