@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from envs import CONSTRAINTS, ROOT, declared_floors, venv  # noqa: E402
+from envs import CONSTRAINTS, ORT_RELEASES, ORT_VENV, ROOT, declared_floors, ort_release, prefetch, venv  # noqa: E402
 from matrix import write_matrix  # noqa: E402
 from reference64 import Reference64  # noqa: E402
 
@@ -35,6 +35,20 @@ def pytest_collection_modifyitems(items):
         if _is_compat(item.nodeid):
             item.add_marker(pytest.mark.compat)
             _COMPAT["collected"].add(item.nodeid)
+
+
+def pytest_collection_finish(session):
+    """A clean checkout has no environments: when compat tests are to run, build them all at once, in the
+    background, while the first tests run."""
+    if any(_is_compat(item.nodeid) for item in session.items):
+        prefetch(*(lambda spec=spec: venv(*spec()) for spec in (oldest_spec, newest_spec, openvino_spec, witness_spec)),
+                 _ort_releases)
+
+
+def _ort_releases() -> None:
+    py = venv(*ORT_VENV)
+    for version in ORT_RELEASES:
+        ort_release(py, version)
 
 
 def pytest_runtest_logreport(report):
@@ -57,30 +71,48 @@ def results():
 
 
 # ----------------------------------------------------------------- venvs
-@pytest.fixture(scope="session")
-def oldest_py() -> Path:
+def oldest_spec() -> tuple[str, list[list[str]]]:
     """The oldest onnxruntime, numpy, scipy and click that pyproject.toml accepts, together."""
     pins = CONSTRAINTS.parent / "build" / "compat" / "oldest-pins.txt"
     pins.parent.mkdir(parents=True, exist_ok=True)
-    pins.write_text("".join(f"{name}=={version}\n" for name, version in declared_floors().items()))
-    return venv("oldest", [["-c", str(pins), "-e", f"{ROOT}[cpu]"]])
+    text = "".join(f"{name}=={version}\n" for name, version in declared_floors().items())
+    if not pins.exists() or pins.read_text() != text:
+        pins.write_text(text)
+    return "oldest", [["-c", str(pins), "-e", f"{ROOT}[cpu]"]]
+
+
+def newest_spec() -> tuple[str, list[list[str]]]:
+    """Whatever the registry has newest for every runtime dependency."""
+    return "newest", [["--upgrade", "-e", f"{ROOT}[cpu]"]]
+
+
+def openvino_spec() -> tuple[str, list[list[str]]]:
+    """curvae[openvino]: onnxruntime's OpenVINO execution-provider build, and no other onnxruntime."""
+    return "openvino-ep", [["-c", str(CONSTRAINTS), "-e", f"{ROOT}[openvino]"]]
+
+
+def witness_spec() -> tuple[str, list[list[str]]]:
+    return "witness", [["-r", str(Path(__file__).parent / "witness-requirements.txt")]]
+
+
+@pytest.fixture(scope="session")
+def oldest_py() -> Path:
+    return venv(*oldest_spec())
 
 
 @pytest.fixture(scope="session")
 def newest_py() -> Path:
-    """Whatever the registry has newest for every runtime dependency."""
-    return venv("newest", [["--upgrade", "-e", f"{ROOT}[cpu]"]])
+    return venv(*newest_spec())
 
 
 @pytest.fixture(scope="session")
 def openvino_ep_py() -> Path:
-    """curvae[openvino]: onnxruntime's OpenVINO execution-provider build, and no other onnxruntime."""
-    return venv("openvino-ep", [["-c", str(CONSTRAINTS), "-e", f"{ROOT}[openvino]"]])
+    return venv(*openvino_spec())
 
 
 @pytest.fixture(scope="session")
 def witness_py() -> Path:
-    return venv("witness", [["-r", str(Path(__file__).parent / "witness-requirements.txt")]])
+    return venv(*witness_spec())
 
 
 # --------------------------------------------------------------- bundles

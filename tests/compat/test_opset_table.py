@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from envs import CACHE, clean_env, venv
+from envs import ORT_RELEASES, ORT_VENV, clean_env, ort_release, venv
 
 from curvae.runtime.bundle.versions import (
     min_ir_version,
@@ -20,7 +20,6 @@ from curvae.runtime.bundle.versions import (
     parse_version,
 )
 
-ORT_RELEASES = ("1.15.1", "1.16.3", "1.17.3", "1.18.1", "1.19.2", "1.20.1", "1.21.1", "1.22.1", "1.23.2")
 OPSETS = (7, 13, 18, 19, 20, 21, 22, 23)
 TRY = os.path.join(os.path.dirname(__file__), "try_load.py")
 
@@ -38,18 +37,8 @@ def opset_graphs(run_dir, tmp_path_factory):
     return files
 
 
-def ort_release(py, version: str) -> str:
-    """onnxruntime ``version`` alone (no dependencies) in a folder of its own; returns that folder."""
-    target = CACHE / f"onnxruntime-{version}"
-    if not (target / ".complete").exists():
-        subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-                        "--upgrade", "--target", str(target), f"onnxruntime=={version}"], check=True, env=clean_env())
-        (target / ".complete").write_text(version)
-    return str(target)
-
-
 def test_oldest_onnxruntime_per_opset_is_what_the_manifest_says(opset_graphs, results):
-    py = venv("ort-releases", [["numpy==1.26.4"]])  # every release from 1.15 runs on numpy 1.x
+    py = venv(*ORT_VENV)
     seen = {}
     for version in ORT_RELEASES:
         env = {**clean_env(), "PYTHONPATH": ort_release(py, version)}
