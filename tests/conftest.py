@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -98,70 +97,11 @@ def dask_client():
 #: The families whose emulator a test measures (tests/parity/test_emulator_accuracy.py); the others' default models
 #: are exported with their parameter head and without the emulator, which is most of an export's time.
 EMULATED = ("beta",)
-#: The families the parity tests ask ``default_model`` for, in the order they ask.
-DEFAULT_FAMILIES = ("beta", "peak", "logistic")
-
-#: Trains and exports the default model of each family named on the command line into the folder given first, one
-#: after another; ``<family>/done`` marks each finished. The same calls as :func:`default_model` makes in-process.
-_BUILD_DEFAULTS = """
-import sys
-from pathlib import Path
-from curvae.export import ExportConfig
-from curvae.training.config import DataConfig, RunConfig
-from curvae.training.export_run import export_run
-from curvae.training.loop import train
-out, emulated = Path(sys.argv[1]), sys.argv[2].split(",")
-for family in sys.argv[3:]:
-    base = out / family
-    train(RunConfig(data=DataConfig(family=family)), base / "run")
-    export_run(base / "run", base / "model", config=ExportConfig(emulator=family in emulated))
-    (base / "done").write_text("ok")
-"""
-_BACKGROUND: dict = {}
-
-
-def pytest_collection_finish(session):
-    """When tests that need the default models are selected, train them in a process of their own from the start:
-    most of the suite keeps one core busy, and the models are ready when the parity tests ask for them."""
-    if not any("default_model" in getattr(item, "fixturenames", ()) for item in session.items):
-        return
-    import subprocess
-    import tempfile
-
-    out = Path(tempfile.mkdtemp(prefix="curvae-default-models-"))
-    with open(out / "log.txt", "wb") as log:  # a file, not a pipe: a full pipe would stall the child
-        proc = subprocess.Popen([sys.executable, "-c", _BUILD_DEFAULTS, str(out), ",".join(EMULATED),
-                                 *DEFAULT_FAMILIES], stdout=log, stderr=subprocess.STDOUT)
-    _BACKGROUND.update(out=out, proc=proc)
-
-
-def pytest_sessionfinish(session):
-    proc, out = _BACKGROUND.get("proc"), _BACKGROUND.get("out")
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    if out is not None:
-        import shutil
-
-        shutil.rmtree(out, ignore_errors=True)
-
-
-def _from_background(family: str) -> Path | None:
-    """The family's default model from the background process, once it is done; None when there is no such
-    process, or it failed (the caller then builds the model itself and any error shows there)."""
-    proc, out = _BACKGROUND.get("proc"), _BACKGROUND.get("out")
-    if proc is None or family not in DEFAULT_FAMILIES:
-        return None
-    done = out / family / "done"
-    while not done.exists() and proc.poll() is None:
-        time.sleep(0.2)
-    return out / family / "model" if done.exists() else None
 
 
 @pytest.fixture(scope="session")
 def default_model(tmp_path_factory):
-    """``default_model(family)``: the default recipe trained on a family and exported, once per session (built in
-    the background from the session's start when it can be)."""
+    """``default_model(family)``: the default recipe trained on a family and exported, once per session."""
     from curvae.export import ExportConfig
     from curvae.runtime import CurveModel
     from curvae.training.config import DataConfig, RunConfig
@@ -172,13 +112,10 @@ def default_model(tmp_path_factory):
 
     def get(family: str) -> CurveModel:
         if family not in cache:
-            ready = _from_background(family)
-            if ready is None:
-                base = tmp_path_factory.mktemp(f"default-{family}")
-                train(RunConfig(data=DataConfig(family=family)), base / "run")
-                export_run(base / "run", base / "model", config=ExportConfig(emulator=family in EMULATED))
-                ready = base / "model"
-            cache[family] = ready
+            base = tmp_path_factory.mktemp(f"default-{family}")
+            train(RunConfig(data=DataConfig(family=family)), base / "run")
+            export_run(base / "run", base / "model", config=ExportConfig(emulator=family in EMULATED))
+            cache[family] = base / "model"
         return CurveModel.load(cache[family])
 
     return get
