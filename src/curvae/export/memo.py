@@ -40,6 +40,3 @@ class Memo:
                 self._kept.popitem(last=False)
         self._kept.move_to_end(key)
         return copy.deepcopy(self._kept[key])
-
-    def clear(self) -> None:
-        self._kept.clear()

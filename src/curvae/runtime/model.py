@@ -21,7 +21,7 @@ from curvae.runtime.engine.cache import process_sessions
 from curvae.runtime.engine.lanes import MIN_LANE_ROWS, model_lanes
 from curvae.runtime.engine.placement import check_placement, node_placement
 from curvae.runtime.engine.portable import Portable
-from curvae.runtime.engine.providers import ProviderSpec, resolve_providers
+from curvae.runtime.engine.providers import ProviderSpec, provider_name, resolve_providers
 from curvae.runtime.engine.runner import CHUNK_ROWS, SMALL_ROWS, encode_means, run_decoder, run_encoder
 from curvae.runtime.engine.session import check_sessions, make_session
 from curvae.runtime.fitting.engine import FitInit, FitOptions, FitResult, ModelFitMethod
@@ -119,7 +119,7 @@ class CurveModel(Portable, Parametric):
                     session_args={"providers": resolved, "threads": threads, "strict": strict},
                     head=read_head(path, manifest), emulator=read_emulator(path, manifest))
         if strict:
-            first = resolved[0] if isinstance(resolved[0], str) else resolved[0][0]
+            first = provider_name(resolved[0])
             for name, placed in model.placement().items():
                 check_placement(placed, first, name=name)
         return model

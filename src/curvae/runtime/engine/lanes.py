@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from curvae.runtime.bundle.format import Manifest
-from curvae.runtime.engine.providers import ProviderSpec, resolve_providers
+from curvae.runtime.engine.providers import ProviderSpec, provider_name, resolve_providers
 from curvae.runtime.engine.session import make_session
 
 #: Rows per lane call: the (rows, hidden) intermediates of the largest network the capacity search may choose stay
@@ -84,7 +84,7 @@ class Lanes:
             raise first
 
 
-_LANES: dict[tuple, tuple[Lanes, Lanes] | None] = {}
+_LANES: dict[tuple, tuple[Lanes, Lanes]] = {}
 _LANES_LOCK = threading.Lock()
 
 
@@ -93,7 +93,7 @@ def process_lanes(graphs: tuple[bytes, bytes], providers: Sequence[ProviderSpec]
     """This process's (encoder, decoder) lanes for a bundle's verified ``graphs``: one lane per core (or per
     ``threads``), created once per graphs and options. None when they would not pay: a provider other than the
     CPU comes first, or there is one core (or ``threads=1``)."""
-    first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    first = provider_name(providers[0])
     count = cores() if threads is None else int(threads)
     if first != "CPUExecutionProvider" or count < 2:
         return None

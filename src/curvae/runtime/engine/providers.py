@@ -37,6 +37,11 @@ NOT_COMPUTE = frozenset({"AzureExecutionProvider"})
 ProviderSpec = Union[str, tuple[str, dict[str, Any]]]
 
 
+def provider_name(spec: ProviderSpec) -> str:
+    """The provider a spec names: ``"CUDAExecutionProvider"`` or ``("CUDAExecutionProvider", {options})``."""
+    return spec if isinstance(spec, str) else spec[0]
+
+
 def available_providers() -> list[str]:
     """Providers this onnxruntime build offers, in curvae's preference order."""
     avail = [p for p in onnxrt.load().get_available_providers() if p not in NOT_COMPUTE]

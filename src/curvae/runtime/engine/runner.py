@@ -24,22 +24,17 @@ def run_encoder(enc, x: NDArray[np.float32], eps: NDArray[np.float32], latent_di
 
     Rows whose codes are not finite raise :class:`BadRowsError`, named by their index in the whole set.
     """
-    if lanes is not None and x.shape[0] >= MIN_LANE_ROWS:
-        outs = tuple(np.empty((x.shape[0], latent_dim), np.float32) for _ in range(3))
+    n = x.shape[0]
+    if n <= chunk and not _laned(lanes, n):
+        outs = tuple(enc.run(None, {"x": x, "eps": eps}))
+    else:
+        outs = tuple(np.empty((n, latent_dim), np.float32) for _ in range(3))
 
         def one(sess, lo: int, hi: int) -> None:
             for dst, part in zip(outs, sess.run(None, {"x": x[lo:hi], "eps": eps[lo:hi]})):
                 dst[lo:hi] = part
 
-        lanes.map(one, x.shape[0], min(chunk, LANE_ROWS))
-    elif x.shape[0] <= chunk:
-        outs = tuple(enc.run(None, {"x": x, "eps": eps}))
-    else:
-        outs = tuple(np.empty((x.shape[0], latent_dim), np.float32) for _ in range(3))
-        for i in range(0, x.shape[0], chunk):
-            parts = enc.run(None, {"x": x[i:i + chunk], "eps": eps[i:i + chunk]})
-            for dst, part in zip(outs, parts):
-                dst[i:i + chunk] = part
+        _in_chunks(one, enc, n, chunk, lanes)
     if outs[0].size <= 16:  # a row or two: Python's checks beat numpy's call overhead
         if all(map(math.isfinite, outs[0].ravel().tolist() + outs[2].ravel().tolist())):
             return outs
@@ -58,21 +53,30 @@ def run_decoder(dec, z: NDArray[np.float32], n_points: int, out: NDArray[np.floa
                 chunk: int = CHUNK_ROWS, lanes: Lanes | None = None) -> NDArray[np.float32]:
     """Curves (n, n_points) of codes ``z`` (n, latent_dim), into ``out`` when given; a large batch on ``lanes``
     when given (chunks of at most :data:`~curvae.runtime.engine.lanes.LANE_ROWS`)."""
-    if lanes is not None and z.shape[0] >= MIN_LANE_ROWS:
-        dst = np.empty((z.shape[0], n_points), np.float32) if out is None else out
-
-        def one(sess, lo: int, hi: int) -> None:
-            dst[lo:hi] = sess.run(None, {"z": z[lo:hi]})[0]
-
-        lanes.map(one, z.shape[0], min(chunk, LANE_ROWS))
-        return dst
-    if out is None and z.shape[0] <= chunk:
+    n = z.shape[0]
+    if out is None and n <= chunk and not _laned(lanes, n):
         return dec.run(None, {"z": z})[0]
-    if out is None:
-        out = np.empty((z.shape[0], n_points), np.float32)
-    for i in range(0, z.shape[0], chunk):
-        out[i:i + chunk] = dec.run(None, {"z": z[i:i + chunk]})[0]
-    return out
+    dst = np.empty((n, n_points), np.float32) if out is None else out
+
+    def one(sess, lo: int, hi: int) -> None:
+        dst[lo:hi] = sess.run(None, {"z": z[lo:hi]})[0]
+
+    _in_chunks(one, dec, n, chunk, lanes)
+    return dst
+
+
+def _laned(lanes: Lanes | None, n: int) -> bool:
+    return lanes is not None and n >= MIN_LANE_ROWS
+
+
+def _in_chunks(run_chunk, sess, n: int, chunk: int, lanes: Lanes | None) -> None:
+    """``run_chunk(session, lo, hi)`` over ``n`` rows: on ``lanes`` for a large batch (chunks of at most
+    :data:`~curvae.runtime.engine.lanes.LANE_ROWS`), else in ``chunk``-row calls of ``sess``."""
+    if _laned(lanes, n):
+        lanes.map(run_chunk, n, min(chunk, LANE_ROWS))
+    else:
+        for lo in range(0, n, chunk):
+            run_chunk(sess, lo, min(lo + chunk, n))
 
 
 #: Up to this many rows, ``encode`` (posterior means) takes :func:`encode_means`: an interactive caller's one-row

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from curvae.core.errors import BundleError, ProviderError, first_line
 from curvae.runtime.bundle.format import Manifest
 from curvae.runtime.engine import onnxrt
-from curvae.runtime.engine.providers import ProviderSpec
+from curvae.runtime.engine.providers import ProviderSpec, provider_name
 
 if TYPE_CHECKING:
     import onnxruntime as ort
@@ -56,7 +56,7 @@ def make_session(
     if threads is not None:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
-    first = providers[0] if isinstance(providers[0], str) else providers[0][0]
+    first = provider_name(providers[0])
     if strict and first != "CPUExecutionProvider":
         opts.add_session_config_entry("session.disable_cpu_ep_fallback", "1")
     try:
